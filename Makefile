@@ -1,0 +1,58 @@
+# fastloop — build, test, benchmark.  Plain GNU Make.
+#   make            build/libfastloop.so and bin/fastloop
+#   make check      unit + integration + interop tests (installs what it needs when root)
+#   make demo       A/B of iperf3 and sockperf with and without fastloop
+#   make bench      full benchmark (bench-quick: < 3 min)
+#   make asan|tsan  sanitizer builds of the library and the tests
+#   make install PREFIX=/usr/local DESTDIR=
+
+CC       ?= cc
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+SAN      ?=
+WERROR   ?= -Werror
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -Wall -Wextra $(WERROR) -fPIC -fvisibility=hidden \
+            -D_GNU_SOURCE $(SAN)
+LDLIBS   += -ldl -lpthread
+
+SHIM_SRC    := $(wildcard shim/*.c)
+PRELOAD_SRC := $(wildcard preload/*.c)
+SHIM_OBJ    := $(SHIM_SRC:%.c=$(BUILD)/%.o)
+PRELOAD_OBJ := $(PRELOAD_SRC:%.c=$(BUILD)/%.o)
+LIB         := $(BUILD)/libfastloop.so
+SHIMLIB     := $(BUILD)/libflpshim.a
+
+.PHONY: all check unit integ interop asan tsan install clean demo bench bench-quick bench-smoke
+all: $(LIB) bin/fastloop
+
+$(BUILD)/%.o: %.c shim/flp.h preload/hook.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(SHIMLIB): $(SHIM_OBJ)
+	$(AR) rcs $@ $^
+
+$(LIB): $(PRELOAD_OBJ) $(SHIMLIB) preload/fastloop.map
+	$(CC) $(CFLAGS) -shared -Wl,--version-script=preload/fastloop.map \
+	    -Wl,-z,now -o $@ $(PRELOAD_OBJ) $(SHIMLIB) $(LDLIBS)
+
+include selftest/selftest.mk
+-include bench/bench.mk
+
+asan:
+	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" check-unit check-integ
+
+tsan:
+	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread" check-unit
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/fastloop
+	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libfastloop.so
+	sed 's|^LIBDEFAULT=.*|LIBDEFAULT=$(PREFIX)/lib/libfastloop.so|' bin/fastloop > $(DESTDIR)$(PREFIX)/bin/fastloop
+	chmod 0755 $(DESTDIR)$(PREFIX)/bin/fastloop
+	install -m 0644 README.md docs/design.md $(DESTDIR)$(PREFIX)/share/doc/fastloop/
+
+clean:
+	rm -rf build build-asan build-tsan

@@ -1,0 +1,24 @@
+/*
+ * hook.h — what every exported hook needs: init, then the fd's entry.
+ */
+#ifndef FLP_HOOK_H
+#define FLP_HOOK_H
+
+#include "../shim/flp.h"
+
+#define FLP_EXPORT __attribute__((visibility("default")))
+
+/* Initialise if needed and return fd's entry (NULL: not ours). */
+static inline struct flp_sock *flp_enter(int fd)
+{
+	if (__builtin_expect(!__atomic_load_n(&flp_ready, __ATOMIC_ACQUIRE), 0))
+		flp_init();
+	return fdt_get(fd);
+}
+
+static inline bool flp_is_fast(struct flp_sock *s)
+{
+	return s && s->kind == SK_FAST;
+}
+
+#endif

@@ -1,0 +1,71 @@
+/* recv.c — recv, recvfrom, recvmsg, read, readv. */
+#include "hook.h"
+
+FLP_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
+{
+	struct flp_sock *s = flp_enter(fd);
+
+	if (!flp_slow(s))
+		return flp_real.recvmsg(fd, m, flags);
+	return flp_ret(io_recvmsg(fd, s, m, flags));
+}
+
+static ssize_t recv_buf(int fd, struct flp_sock *s, void *buf, size_t len,
+			int flags)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	return flp_ret(io_recvmsg(fd, s, &m, flags));
+}
+
+FLP_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+	struct flp_sock *s = flp_enter(fd);
+
+	if (!flp_slow(s))
+		return flp_real.recv(fd, buf, len, flags);
+	return recv_buf(fd, s, buf, len, flags);
+}
+
+FLP_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
+			    struct sockaddr *sa, socklen_t *sl)
+{
+	struct flp_sock *s = flp_enter(fd);
+	ssize_t r;
+
+	if (flp_is_fast(s)) {
+		/* a UDS would report an AF_UNIX source; TCP reports none */
+		r = flp_real.recvfrom(fd, buf, len, flags, NULL, NULL);
+		if (r >= 0 && sl)
+			*sl = 0;
+		return r;
+	}
+	if (!flp_slow(s))
+		return flp_real.recvfrom(fd, buf, len, flags, sa, sl);
+	r = recv_buf(fd, s, buf, len, flags);
+	if (r >= 0 && sl)
+		*sl = 0;
+	return r;
+}
+
+FLP_EXPORT ssize_t read(int fd, void *buf, size_t len)
+{
+	struct flp_sock *s = flp_enter(fd);
+
+	if (!flp_slow(s))
+		return flp_real.read(fd, buf, len);
+	return recv_buf(fd, s, buf, len, 0);
+}
+
+FLP_EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
+{
+	struct flp_sock *s = flp_enter(fd);
+	struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
+
+	if (!flp_slow(s))
+		return flp_real.readv(fd, iov, n);
+	if (n < 0)
+		return flp_ret(-EINVAL);
+	return flp_ret(io_recvmsg(fd, s, &m, 0));
+}

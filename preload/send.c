@@ -1,0 +1,75 @@
+/*
+ * send.c — send, sendto, sendmsg, write, writev, sendfile.  A final socket
+ * (plain TCP, or FAST: then the fd is a UDS) goes straight to libc.
+ */
+#include "hook.h"
+
+FLP_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
+{
+	struct flp_sock *s = flp_enter(fd);
+
+	if (!flp_slow(s))
+		return flp_real.sendmsg(fd, m, flags);
+	return flp_ret(io_sendmsg(fd, s, m, flags));
+}
+
+static ssize_t send_buf(int fd, struct flp_sock *s, const void *buf, size_t len,
+			int flags)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	return flp_ret(io_sendmsg(fd, s, &m, flags));
+}
+
+FLP_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+	struct flp_sock *s = flp_enter(fd);
+
+	if (!flp_slow(s))
+		return flp_real.send(fd, buf, len, flags);
+	return send_buf(fd, s, buf, len, flags);
+}
+
+/* sendto on a connected stream socket ignores the address, as TCP does. */
+FLP_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
+			  const struct sockaddr *sa, socklen_t sl)
+{
+	struct flp_sock *s = flp_enter(fd);
+
+	if (!flp_slow(s))
+		return flp_real.sendto(fd, buf, len, flags, sa, sl);
+	return send_buf(fd, s, buf, len, flags);
+}
+
+FLP_EXPORT ssize_t write(int fd, const void *buf, size_t len)
+{
+	struct flp_sock *s = flp_enter(fd);
+
+	if (!flp_slow(s))
+		return flp_real.write(fd, buf, len);
+	return send_buf(fd, s, buf, len, 0);
+}
+
+FLP_EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
+{
+	struct flp_sock *s = flp_enter(fd);
+	struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
+
+	if (!flp_slow(s))
+		return flp_real.writev(fd, iov, n);
+	if (n < 0)
+		return flp_ret(-EINVAL);
+	return flp_ret(io_sendmsg(fd, s, &m, 0));
+}
+
+/* sendfile carries no copy we could retain: a not-final socket is
+ * decided first (a pending client stays TCP; a server adopts). */
+FLP_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count)
+{
+	struct flp_sock *s = flp_enter(out);
+
+	if (flp_slow(s))
+		conn_settle_fd(out, true);
+	return flp_real.sendfile(out, in, off, count);
+}

@@ -1,0 +1,22 @@
+/*
+ * socket.c — socket, listen.  bind is passed through untouched (nothing
+ * about a socket's address changes under fastloop).
+ */
+#include "hook.h"
+
+FLP_EXPORT int socket(int domain, int type, int protocol)
+{
+	int fd;
+
+	flp_enter(-1);
+	fd = flp_real.socket(domain, type, protocol);
+	if (fd >= 0 && fdt_get(fd))
+		conn_forget_stale(fd);
+	return fd;
+}
+
+FLP_EXPORT int listen(int fd, int backlog)
+{
+	flp_enter(fd);
+	return (int)flp_ret(conn_listen(fd, backlog));
+}

@@ -1,0 +1,1 @@
+check-unit check-integ:

@@ -1,0 +1,1085 @@
+/*
+ * conn.c — connection life: publish at listen, claim at connect, adopt at
+ * accept, switch the client, decide an undecided server, close, dup, fork.
+ *
+ * All state changes happen under flp_mu (a process-wide mutex taken only on
+ * these slow paths).  Data on a FAST socket never comes here: its fd is a
+ * connected AF_UNIX stream socket and the kernel does the work.
+ *
+ * The UDS channel is built like this: the client, before connect(), makes
+ * a listening AF_UNIX socket with a kernel-chosen abstract name (the
+ * "rendezvous") and writes the name into its claim.  The adopting server
+ * connect()s to it — that completes at once, the connection waits in the
+ * rendezvous backlog — marks the claim TAKEN and sends one doorbell byte
+ * over TCP.  The client, at its next call on the socket (or when the
+ * doorbell wakes it), accepts, checks SO_PEERCRED against the adopter,
+ * re-sends what it had sent over TCP meanwhile, and dup3()s the UDS onto
+ * its fd.  The server keeps its TCP socket (hidden, at a high fd) until the
+ * app closes the connection, so that a still-PENDING client's TCP writes
+ * never meet a closed peer.
+ */
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/un.h>
+#include <linux/close_range.h>
+#include <netinet/tcp.h>
+
+#include "flp.h"
+
+static size_t retain_max;   /* effective retention bound */
+
+/* Connections that had to leave the fast path, by reason (for logs). */
+static void log_conn(struct flp_sock *s, const char *transport,
+		     const char *reason)
+{
+	char l[80], p[80];
+
+	if (flp_cfg.log_level < FLP_LOG_INFO)
+		return;
+	flp_addr_str((struct sockaddr *)&s->local, l, sizeof(l));
+	flp_addr_str((struct sockaddr *)&s->peer, p, sizeof(p));
+	if (reason)
+		FLP_INFO("conn %s %s%s%s transport=%s reason=%s",
+			 s->server ? "server" : "client", l,
+			 s->server ? "<-" : "->", p, transport, reason);
+	else
+		FLP_INFO("conn %s %s%s%s transport=%s",
+			 s->server ? "server" : "client", l,
+			 s->server ? "<-" : "->", p, transport);
+}
+
+/* Log a plain-TCP decision for an fd we hold no entry for. */
+static void log_tcp_fd(int fd, bool server, const char *reason)
+{
+	struct flp_sock tmp;
+
+	if (flp_cfg.log_level < FLP_LOG_INFO)
+		return;
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.server = server;
+	tmp.local_len = tmp.peer_len = sizeof(tmp.local);
+	flp_real.getsockname(fd, (struct sockaddr *)&tmp.local, &tmp.local_len);
+	flp_real.getpeername(fd, (struct sockaddr *)&tmp.peer, &tmp.peer_len);
+	log_conn(&tmp, "tcp", reason);
+}
+
+/* Is fd a TCP socket (AF_INET/AF_INET6, SOCK_STREAM, protocol TCP)? */
+static bool is_tcp(int fd)
+{
+	int v;
+	socklen_t l = sizeof(v);
+
+	if (flp_real.getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &l) < 0 ||
+	    v != IPPROTO_TCP)
+		return false;
+	l = sizeof(v);
+	if (flp_real.getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &l) < 0 ||
+	    v != SOCK_STREAM)
+		return false;
+	return true;
+}
+
+/*
+ * Keep fd for the library at a high number, close-on-exec, and note it in
+ * the fd table so that an app closing "all fds" is noticed.  Returns the
+ * new number or -errno.
+ */
+int flp_hide_fd(int fd, struct flp_sock *owner)
+{
+	struct flp_sock *h;
+	int n = flp_real.fcntl(fd, F_DUPFD_CLOEXEC, fdt_max() / 2);
+
+	if (n < 0)
+		n = flp_real.fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (n < 0)
+		return -errno;
+	flp_real.close(fd);
+	if ((h = sock_new(SK_HIDDEN))) {
+		h->owner = owner;
+		fdt_attach(n, h);
+	}
+	return n;
+}
+
+/* Close a hidden fd of s (drained first, so that a TCP socket sends FIN
+ * rather than RST for bytes we chose not to read). */
+void flp_close_hidden(struct flp_sock *s, int *fdp)
+{
+	char buf[4096];
+	struct flp_sock *h;
+	int fd = *fdp;
+
+	(void)s;
+	if (fd < 0)
+		return;
+	for (int i = 0; i < 128; i++)
+		if (flp_real.recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
+			break;
+	if ((h = fdt_detach(fd)))
+		sock_free(h);
+	flp_real.close(fd);
+	*fdp = -1;
+}
+
+/* --------------------------------------------------------------- listen */
+
+/* Publish a handshake file for listening socket fd.  Caller holds flp_mu. */
+static void publish(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct reg_addr bound;
+	struct reg_map *m;
+	struct flp_sock *s = fdt_get(fd);
+	int v6only = 0, r;
+
+	if ((s && s->kind == SK_LISTENER) || !is_tcp(fd) ||
+	    flp_real.getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+	    addr_to_reg((struct sockaddr *)&ss, sl, &bound) < 0)
+		return;
+	if (ss.ss_family == AF_INET6) {
+		socklen_t l = sizeof(v6only);
+		flp_real.getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &l);
+	}
+	r = reg_publish(&bound, v6only, &m);
+	if (r < 0) {
+		FLP_WARN("cannot publish listener on port %u: %s", bound.port,
+			 strerror(-r));
+		return;
+	}
+	if (s)
+		conn_forget_stale_locked(fd);
+	if (!(s = sock_new(SK_LISTENER))) {
+		reg_unpublish(m);
+		return;
+	}
+	s->map = m;
+	s->server = true;
+	fdt_attach(fd, s);
+	FLP_DBG("published listener fd %d port %u as %s", fd, bound.port, m->name);
+}
+
+int conn_listen(int fd, int backlog)
+{
+	if (flp_real.listen(fd, backlog) < 0)
+		return -errno;
+	if (flp_cfg.transport == FLP_TR_OFF || !reg_enabled())
+		return 0;
+	pthread_mutex_lock(&flp_mu);
+	publish(fd);
+	pthread_mutex_unlock(&flp_mu);
+	return 0;
+}
+
+/* -------------------------------------------------------------- connect */
+
+/* A listening AF_UNIX socket with a kernel-chosen abstract name. */
+static int rendezvous(char *name, uint8_t *len)
+{
+	struct sockaddr_un un;
+	socklen_t sl = sizeof(sa_family_t);
+	int fd = flp_real.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (fd < 0)
+		return -errno;
+	memset(&un, 0, sizeof(un));
+	un.sun_family = AF_UNIX;
+	/* an address of just the family asks the kernel to autobind */
+	if (flp_real.bind(fd, (struct sockaddr *)&un, sl) < 0 ||
+	    flp_real.listen(fd, 1) < 0)
+		goto err;
+	sl = sizeof(un);
+	if (flp_real.getsockname(fd, (struct sockaddr *)&un, &sl) < 0)
+		goto err;
+	sl -= offsetof(struct sockaddr_un, sun_path);
+	if (sl == 0 || sl > REG_UDS_MAX) {
+		errno = ENAMETOOLONG;
+		goto err;
+	}
+	memcpy(name, un.sun_path, sl);
+	*len = (uint8_t)sl;
+	return fd;
+err:
+	{
+		int e = errno;
+		flp_real.close(fd);
+		return -e;
+	}
+}
+
+/*
+ * connect() with a claim when a live listener file matches the
+ * destination.  The TCP connection is made exactly as without us.
+ */
+int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	struct reg_addr dst, cli;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct flp_sock *s;
+	struct reg_map *m;
+	char name[REG_UDS_MAX];
+	uint8_t nlen = 0;
+	uint32_t gen;
+	int rdv, slot, r, e;
+
+	if (flp_cfg.transport == FLP_TR_OFF || !reg_enabled() || !sa ||
+	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
+	    fdt_get(fd) || addr_to_reg(sa, len, &dst) < 0 || !is_tcp(fd))
+		goto plain;
+
+	pthread_mutex_lock(&flp_mu);
+	m = reg_lookup(&dst);
+	pthread_mutex_unlock(&flp_mu);
+	if (!m)
+		goto plain_noclaim;
+	rdv = rendezvous(name, &nlen);
+	if (rdv < 0) {
+		FLP_WARN("rendezvous socket: %s", strerror(-rdv));
+		reg_put(m);
+		goto plain;
+	}
+	slot = claim_announce(m, &dst, name, nlen, &gen);
+	if (slot < 0) {
+		flp_real.close(rdv);
+		reg_put(m);
+		r = flp_real.connect(fd, sa, len) < 0 ? -errno : 0;
+		if (r == 0 || r == -EINPROGRESS)
+			log_tcp_fd(fd, false, "error-claim-table-full");
+		return r;
+	}
+	r = flp_real.connect(fd, sa, len) < 0 ? -errno : 0;
+	if (r < 0 && r != -EINPROGRESS && r != -EINTR) {
+		claim_release(m, slot, gen);
+		flp_real.close(rdv);
+		reg_put(m);
+		return r;
+	}
+	e = errno;
+	if (flp_real.getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+	    addr_to_reg((struct sockaddr *)&ss, sl, &cli) < 0) {
+		claim_release(m, slot, gen);
+		flp_real.close(rdv);
+		reg_put(m);
+		log_tcp_fd(fd, false, "error-getsockname");
+		errno = e;
+		return r;
+	}
+	claim_fill(m, slot, gen, &cli);
+
+	pthread_mutex_lock(&flp_mu);
+	s = sock_new(SK_PENDING);
+	if (!s) {
+		pthread_mutex_unlock(&flp_mu);
+		claim_revoke(m, slot, gen);
+		claim_release(m, slot, gen);
+		flp_real.close(rdv);
+		reg_put(m);
+		log_tcp_fd(fd, false, "error-nomem");
+		return r;
+	}
+	s->map = m;
+	s->slot = slot;
+	s->gen = gen;
+	memcpy(&s->local, &ss, sl);
+	s->local_len = sl;
+	memcpy(&s->peer, sa, len < sizeof(s->peer) ? len : sizeof(s->peer));
+	s->peer_len = len;
+	s->rdv_fd = flp_hide_fd(rdv, s);
+	if (s->rdv_fd < 0)
+		s->rdv_fd = rdv;
+	fdt_attach(fd, s);
+	pthread_mutex_unlock(&flp_mu);
+	errno = e;
+	return r;
+
+plain_noclaim:
+	r = flp_real.connect(fd, sa, len) < 0 ? -errno : 0;
+	if (r == 0 || r == -EINPROGRESS)
+		log_tcp_fd(fd, false, "no-listener");
+	return r;
+plain:
+	return flp_real.connect(fd, sa, len) < 0 ? -errno : 0;
+}
+
+/* ----------------------------------------------------------- the switch */
+
+/*
+ * Put newfd in place of every fd number of s, carrying O_NONBLOCK, each
+ * number's FD_CLOEXEC and its epoll registrations.  newfd is consumed.
+ */
+static int swap_in(struct flp_sock *s, int newfd)
+{
+	int fl = flp_real.fcntl(s->fds[0], F_GETFL);
+
+	if (fl >= 0 && (fl & O_NONBLOCK))
+		flp_real.fcntl(newfd, F_SETFL, O_NONBLOCK);
+	for (int i = 0; i < s->nfds; i++) {
+		int n = s->fds[i];
+		int fdfl = flp_real.fcntl(n, F_GETFD);
+
+		for (int k = 0; k < s->nep; k++)
+			if (s->ep[k].fd == n)
+				flp_real.epoll_ctl(s->ep[k].epfd, EPOLL_CTL_DEL, n, NULL);
+		if (flp_real.dup3(newfd, n, fdfl > 0 && (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+			int e = errno;
+			flp_real.close(newfd);
+			return -e;
+		}
+		for (int k = 0; k < s->nep; k++)
+			if (s->ep[k].fd == n) {
+				struct epoll_event ev = s->ep[k].ev;
+				flp_real.epoll_ctl(s->ep[k].epfd, EPOLL_CTL_ADD, n, &ev);
+			}
+	}
+	flp_ep_pending -= s->nep;
+	s->nep = 0;
+	flp_real.close(newfd);
+	return 0;
+}
+
+/* Give the app's epoll registrations back their own events (we had added
+ * EPOLLIN for the doorbell).  Caller holds flp_mu. */
+static void ep_restore(struct flp_sock *s)
+{
+	for (int k = 0; k < s->nep; k++) {
+		struct epoll_event ev = s->ep[k].ev;
+		flp_real.epoll_ctl(s->ep[k].epfd, EPOLL_CTL_MOD, s->ep[k].fd, &ev);
+	}
+	flp_ep_pending -= s->nep;
+	s->nep = 0;
+}
+
+static void drop_claim(struct flp_sock *s)
+{
+	if (s->map) {
+		if (!s->server)
+			claim_release(s->map, s->slot, s->gen);
+		reg_put(s->map);
+		s->map = NULL;
+	}
+	flp_close_hidden(s, &s->rdv_fd);
+	free(s->retained);
+	s->retained = NULL;
+	s->retained_len = 0;
+}
+
+/* The socket stays TCP: forget everything about it.  After this the fds
+ * have no entry and every call passes through. */
+static void to_tcp(struct flp_sock *s, const char *reason)
+{
+	struct flp_sock *last = NULL;
+
+	log_conn(s, "tcp", reason);
+	ep_restore(s);
+	drop_claim(s);
+	for (int i = s->nfds - 1; i >= 0; i--)
+		last = fdt_detach(s->fds[i]);
+	if (last)
+		sock_free(last);
+}
+
+/* Push bytes to a fresh UDS without blocking.  Bytes refused because the
+ * peer already closed are dropped, as TCP would drop them. */
+static int resend(int ufd, const char *p, size_t n)
+{
+	uint64_t t0 = flp_now_us();
+
+	while (n) {
+		ssize_t w = flp_real.send(ufd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (w > 0) {
+			p += w;
+			n -= (size_t)w;
+			continue;
+		}
+		if (w < 0 && (errno == EPIPE || errno == ECONNRESET))
+			return 0;
+		if (w < 0 && errno == EAGAIN && flp_now_us() - t0 < 5000000) {
+			struct pollfd pf = { .fd = ufd, .events = POLLOUT };
+			flp_real.poll(&pf, 1, 100);
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		return w < 0 ? -errno : -EIO;
+	}
+	return 0;
+}
+
+/*
+ * Client: the server adopted our claim.  Accept the UDS, check it is the
+ * adopter's, re-send the retained bytes and put the UDS at the app's fds.
+ * On failure the connection cannot continue (the server discards TCP
+ * bytes): the app sees a reset.  Caller holds flp_mu.
+ */
+static void client_switch(struct flp_sock *s)
+{
+	struct ucred cr;
+	socklen_t cl = sizeof(cr);
+	char junk[64];
+	int32_t adopter = s->map->slots[s->slot].server_pid;
+	int u, r;
+
+	u = flp_real.accept4(s->rdv_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (u < 0) {
+		r = -errno;
+		goto err;
+	}
+	if (flp_real.getsockopt(u, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
+	    cr.uid != getuid() || cr.pid != adopter) {
+		flp_real.close(u);
+		r = -EACCES;
+		goto err;
+	}
+	/* the doorbell: drained so that closing TCP sends FIN, not RST */
+	for (int i = 0; i < 8; i++)
+		if (flp_real.recv(s->fds[0], junk, sizeof(junk), MSG_DONTWAIT) <= 0)
+			break;
+	if (s->retained_len) {
+		int sb = 0;
+		socklen_t sbl = sizeof(sb);
+		/* the kernel doubles SO_SNDBUF; keep room for the re-send */
+		flp_real.getsockopt(u, SOL_SOCKET, SO_SNDBUF, &sb, &sbl);
+		if ((size_t)sb < 2 * s->retained_len + 65536) {
+			sb = (int)s->retained_len + 65536;
+			flp_real.setsockopt(u, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
+		}
+		if ((r = resend(u, s->retained, s->retained_len)) < 0) {
+			flp_real.close(u);
+			goto err;
+		}
+	}
+	if ((r = swap_in(s, u)) < 0)
+		goto err;
+	drop_claim(s);
+	s->kind = SK_FAST;
+	log_conn(s, "uds", NULL);
+	return;
+err:
+	FLP_ERR("switch to the fast channel failed: %s; resetting the connection",
+		strerror(-r));
+	for (int i = 0; i < s->nfds; i++)
+		flp_real.shutdown(s->fds[i], SHUT_RDWR);
+	to_tcp(s, "error-switch");
+}
+
+/* Find our own PENDING client entry for a claim (client and server in one
+ * process).  Caller holds flp_mu. */
+static struct flp_sock *find_local_client(uint64_t ino, int slot, uint32_t gen)
+{
+	for (int fd = 0; fd < fdt_max(); fd++) {
+		struct flp_sock *c = fdt_get(fd);
+		if (c && c->kind == SK_PENDING && c->map && c->map->ino == ino &&
+		    c->slot == slot && c->gen == gen)
+			return c;
+	}
+	return NULL;
+}
+
+/*
+ * Server: take the claim in slot idx (observed word sw) for the TCP socket
+ * at s's fds.  Returns 1 adopted, 0 lost the race (retry), -errno failed
+ * (the connection stays TCP).  Caller holds flp_mu.
+ */
+static int adopt(struct flp_sock *s, int idx, uint64_t sw)
+{
+	struct reg_slot *sl = &s->map->slots[idx];
+	struct sockaddr_un un;
+	uint32_t gen = claim_gen(sw);
+	int client_pid, u, hid, r;
+	uint8_t n;
+
+	if (!claim_begin_adopt(s->map, idx, sw))
+		return 0;
+	client_pid = sl->client_pid;
+	n = sl->uds_len;
+	memset(&un, 0, sizeof(un));
+	un.sun_family = AF_UNIX;
+	/* untrusted: only an abstract name of sane length */
+	if (n == 0 || n > REG_UDS_MAX || n > sizeof(un.sun_path)) {
+		claim_end_adopt(s->map, idx, gen, false);
+		return -EPROTO;
+	}
+	memcpy(un.sun_path, sl->uds_name, n);
+	if (un.sun_path[0] != 0) {
+		claim_end_adopt(s->map, idx, gen, false);
+		return -EPROTO;
+	}
+	u = flp_real.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (u < 0) {
+		r = -errno;
+		claim_end_adopt(s->map, idx, gen, false);
+		return r;
+	}
+	if (flp_real.connect(u, (struct sockaddr *)&un,
+			     offsetof(struct sockaddr_un, sun_path) + n) < 0) {
+		r = -errno;
+		flp_real.close(u);
+		claim_end_adopt(s->map, idx, gen, false);
+		return r;
+	}
+	hid = flp_real.fcntl(s->fds[0], F_DUPFD_CLOEXEC, 3);
+	if (hid < 0) {
+		r = -errno;
+		flp_real.close(u);
+		claim_end_adopt(s->map, idx, gen, false);
+		return r;
+	}
+	if (!claim_end_adopt(s->map, idx, gen, true)) {
+		flp_real.close(u);
+		flp_real.close(hid);
+		return -ETIMEDOUT;
+	}
+	/* pairs with the client's claim_poll after it sees the byte:
+	 * TAKEN was stored (release) before the doorbell is written */
+	flp_real.send(s->fds[0], "F", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if ((r = swap_in(s, u)) < 0) {
+		/* the app's fd still is the TCP socket, but the client is
+		 * switching: nothing consistent is left but a reset */
+		FLP_ERR("cannot install the fast channel: %s", strerror(-r));
+		for (int i = 0; i < s->nfds; i++)
+			flp_real.shutdown(s->fds[i], SHUT_RDWR);
+		flp_real.close(hid);
+		return r;
+	}
+	s->hidden_tcp = flp_hide_fd(hid, s);
+	if (s->hidden_tcp < 0)
+		s->hidden_tcp = hid;
+	s->kind = SK_FAST;
+	log_conn(s, "uds", NULL);
+	if (client_pid == flp_pid) {
+		/* the client is us: switch it now, or a thread that connects,
+		 * sends and accepts would wait on itself */
+		struct flp_sock *c = find_local_client(s->map->ino, idx, gen);
+		if (c)
+			client_switch(c);
+	}
+	reg_put(s->map);
+	s->map = NULL;
+	return 1;
+}
+
+/*
+ * Server: look for the claim of the connection at s and adopt it.  Waits
+ * up to wait_us only while a matching announcement has no port yet.
+ * Returns true if s is now FAST; false if it is still undecided (a claim
+ * announcement is pending) — *pending tells which.  Caller holds flp_mu.
+ */
+static bool try_adopt(struct flp_sock *s, int wait_us, bool *pending)
+{
+	struct reg_addr cli, srv;
+	uint64_t t0 = 0, sw;
+	int idx, r;
+
+	*pending = false;
+	if (addr_to_reg((struct sockaddr *)&s->peer, s->peer_len, &cli) < 0 ||
+	    addr_to_reg((struct sockaddr *)&s->local, s->local_len, &srv) < 0)
+		return false;
+	for (int spins = 0; spins < 100000; spins++) {
+		idx = claim_find(s->map, &cli, &srv, &sw, pending);
+		if (idx >= 0) {
+			r = adopt(s, idx, sw);
+			if (r > 0)
+				return true;
+			if (r < 0) {
+				char why[48];
+				snprintf(why, sizeof(why), "error-adopt-%s",
+					 strerrorname_np(-r) ? strerrorname_np(-r) : "?");
+				*pending = false;
+				to_tcp(s, why);
+				return false;
+			}
+			continue;
+		}
+		if (!*pending)
+			return false;
+		if (!t0)
+			t0 = flp_now_us();
+		else if (flp_now_us() - t0 >= (uint64_t)wait_us)
+			return false;
+		/* the client is between connect() and filling its port;
+		 * on a shared core it needs the CPU to get there */
+		sched_yield();
+	}
+	return false;
+}
+
+/* ---------------------------------------------------------------- accept */
+
+int conn_accept(int lfd, struct sockaddr *sa, socklen_t *len, int flags)
+{
+	struct sockaddr_storage peer;
+	socklen_t pl = sizeof(peer);
+	struct flp_sock *l = fdt_get(lfd), *s;
+	bool pending;
+	int fd;
+
+	if (!l || l->kind != SK_LISTENER) {
+		fd = flp_real.accept4(lfd, sa, len, flags);
+		return fd < 0 ? -errno : fd;
+	}
+	fd = flp_real.accept4(lfd, (struct sockaddr *)&peer, &pl, flags);
+	if (fd < 0)
+		return -errno;
+	if (sa && len) {
+		memcpy(sa, &peer, *len < pl ? *len : pl);
+		*len = pl;
+	}
+	if (fdt_get(fd))
+		conn_forget_stale(fd);
+	pthread_mutex_lock(&flp_mu);
+	l = fdt_get(lfd);
+	if (!l || l->kind != SK_LISTENER || !(s = sock_new(SK_UNDECIDED))) {
+		pthread_mutex_unlock(&flp_mu);
+		return fd;
+	}
+	s->server = true;
+	s->map = l->map;
+	reg_get(s->map);
+	memcpy(&s->peer, &peer, pl);
+	s->peer_len = pl;
+	s->local_len = sizeof(s->local);
+	flp_real.getsockname(fd, (struct sockaddr *)&s->local, &s->local_len);
+	fdt_attach(fd, s);
+	if (!try_adopt(s, flp_cfg.accept_wait_us, &pending) && fdt_get(fd) == s) {
+		if (!pending)
+			to_tcp(s, "peer-not-preloaded");
+		/* else: undecided until the first data operation */
+	}
+	pthread_mutex_unlock(&flp_mu);
+	return fd;
+}
+
+/* ---------------------------------------------------------------- settle */
+
+/* Has the peer put something (data or EOF/error) on this TCP socket? */
+static bool tcp_has_event(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+
+	return flp_real.poll(&p, 1, 0) > 0;
+}
+
+/*
+ * Bring s (at fd) towards a final state.  For a PENDING client: switch if
+ * TAKEN; stay TCP if REVOKED/FAILED or if TCP data arrived while our claim
+ * is still open (the server is not adopting); with force, decide now
+ * (revoke).  For an UNDECIDED server: adopt if the claim is there, else
+ * TCP (force or no announcement pending).  Returns 0.  Caller holds
+ * flp_mu.
+ */
+int conn_settle(int fd, struct flp_sock *s, bool force)
+{
+	uint32_t st;
+	bool pending;
+
+	(void)fd;
+	if (s->kind == SK_UNDECIDED) {
+		if (!try_adopt(s, force ? 5 * flp_cfg.accept_wait_us : 0, &pending) &&
+		    s->kind == SK_UNDECIDED && (force || !pending))
+			to_tcp(s, "peer-not-preloaded");
+		return 0;
+	}
+	if (s->kind != SK_PENDING)
+		return 0;
+	st = claim_poll(s->map, s->slot, s->gen);
+	if (st == SLOT_OPEN || st == SLOT_ANNOUNCED) {
+		/* bytes on TCP while our claim is open are the server's own
+		 * data (it writes the doorbell only after TAKEN): it is not
+		 * adopting */
+		if (!force && !tcp_has_event(s->fds[0]))
+			return 0;
+		st = claim_poll(s->map, s->slot, s->gen);
+		if (st == SLOT_OPEN || st == SLOT_ANNOUNCED || force)
+			st = claim_revoke(s->map, s->slot, s->gen);
+	} else if (st == SLOT_ADOPTING) {
+		/* the doorbell follows TAKEN, so an event now is real data,
+		 * EOF, or an adopter that died: wait for it, bounded */
+		if (!force && !tcp_has_event(s->fds[0]))
+			return 0;
+		st = claim_revoke(s->map, s->slot, s->gen);
+	}
+	if (st == SLOT_TAKEN)
+		client_switch(s);
+	else if (st == SLOT_REVOKED)
+		to_tcp(s, force ? "revoked" : "revoked-peer-data");
+	else if (st == SLOT_FAILED)
+		to_tcp(s, "error-server-failed");
+	return 0;
+}
+
+/* Settle every not-final socket (fork, exec, exit).  Caller holds flp_mu. */
+static void settle_all_locked(void)
+{
+	for (int fd = 0; fd < fdt_max(); fd++) {
+		struct flp_sock *s = fdt_get(fd);
+		if (flp_slow(s))
+			conn_settle(fd, s, true);
+	}
+}
+
+void conn_settle_all(void)
+{
+	pthread_mutex_lock(&flp_mu);
+	settle_all_locked();
+	pthread_mutex_unlock(&flp_mu);
+}
+
+/* ----------------------------------------------------------------- close */
+
+/* Release what s holds once its last fd is gone.  Caller holds flp_mu. */
+static void teardown(struct flp_sock *s)
+{
+	switch (s->kind) {
+	case SK_LISTENER:
+		reg_unpublish(s->map);
+		s->map = NULL;
+		break;
+	case SK_FAST:
+		flp_close_hidden(s, &s->hidden_tcp);
+		break;
+	case SK_UNDECIDED:
+	case SK_PENDING:
+		/* the kernel dropped the epoll registrations with the file */
+		flp_ep_pending -= s->nep;
+		s->nep = 0;
+		drop_claim(s);
+		break;
+	default:
+		break;
+	}
+	sock_free(s);
+}
+
+/*
+ * Forget fd before the real close (or before dup2 onto it).  A PENDING
+ * client's last close settles first: write-then-close must deliver, so a
+ * TAKEN claim is switched (bytes re-sent over UDS) and an open one
+ * revoked (bytes stay on TCP).  Caller holds flp_mu.
+ */
+static void forget_fd(int fd)
+{
+	struct flp_sock *s = fdt_get(fd), *last;
+
+	if (!s)
+		return;
+	if (s->kind == SK_HIDDEN) {
+		/* the app closes one of our fds (closing "all fds"): let it go */
+		struct flp_sock *o = s->owner;
+		if (o && o->hidden_tcp == fd)
+			o->hidden_tcp = -1;
+		if (o && o->rdv_fd == fd)
+			o->rdv_fd = -1;
+		if ((last = fdt_detach(fd)))
+			sock_free(last);
+		return;
+	}
+	if (s->kind == SK_PENDING && s->nfds == 1)
+		conn_settle(fd, s, true);
+	if ((last = fdt_detach(fd)))
+		teardown(last);
+}
+
+/* The kernel handed out fd afresh (socket, accept) while we still had an
+ * entry: the old file was closed behind our back (fclose of an fdopen()ed
+ * socket, a raw syscall).  Drop the entry without touching the new file. */
+void conn_forget_stale_locked(int fd)
+{
+	struct flp_sock *last;
+
+	if ((last = fdt_detach(fd))) {
+		if (last->kind == SK_HIDDEN) {
+			if (last->owner && last->owner->hidden_tcp == fd)
+				last->owner->hidden_tcp = -1;
+			if (last->owner && last->owner->rdv_fd == fd)
+				last->owner->rdv_fd = -1;
+			sock_free(last);
+		} else {
+			teardown(last);
+		}
+	}
+}
+
+void conn_forget_stale(int fd)
+{
+	pthread_mutex_lock(&flp_mu);
+	conn_forget_stale_locked(fd);
+	pthread_mutex_unlock(&flp_mu);
+}
+
+int conn_close(int fd)
+{
+	if (fdt_get(fd)) {
+		pthread_mutex_lock(&flp_mu);
+		forget_fd(fd);
+		pthread_mutex_unlock(&flp_mu);
+	}
+	return flp_real.close(fd) < 0 ? -errno : 0;
+}
+
+int conn_shutdown(int fd, int how)
+{
+	struct flp_sock *s = fdt_get(fd);
+
+	if (flp_slow(s)) {
+		pthread_mutex_lock(&flp_mu);
+		if ((s = fdt_get(fd)) && flp_slow(s))
+			conn_settle(fd, s, true);
+		pthread_mutex_unlock(&flp_mu);
+	}
+	return flp_real.shutdown(fd, how) < 0 ? -errno : 0;
+}
+
+/*
+ * The dup family.  For dup2/dup3 onto a number we track, that number is
+ * forgotten first (a pending client settles, as on close).  The new
+ * number then shares oldfd's entry.
+ */
+int conn_dup(int oldfd, int newfd, int flags, int how)
+{
+	struct flp_sock *s;
+	int r;
+
+	if ((how == DUP_DUP2 || how == DUP_DUP3) && newfd != oldfd && fdt_get(newfd)) {
+		pthread_mutex_lock(&flp_mu);
+		forget_fd(newfd);
+		pthread_mutex_unlock(&flp_mu);
+	}
+	switch (how) {
+	case DUP_DUP: r = flp_real.dup(oldfd); break;
+	case DUP_DUP2: r = flp_real.dup2(oldfd, newfd); break;
+	case DUP_DUP3: r = flp_real.dup3(oldfd, newfd, flags); break;
+	case DUP_FCNTL: r = flp_real.fcntl(oldfd, F_DUPFD, newfd); break;
+	default: r = flp_real.fcntl(oldfd, F_DUPFD_CLOEXEC, newfd); break;
+	}
+	if (r < 0)
+		return -errno;
+	if (r == oldfd || (!fdt_get(oldfd) && !fdt_get(r)))
+		return r;
+	pthread_mutex_lock(&flp_mu);
+	if (fdt_get(r))
+		conn_forget_stale_locked(r);
+	s = fdt_get(oldfd);
+	if (s && s->kind != SK_HIDDEN)
+		fdt_attach(r, s);
+	pthread_mutex_unlock(&flp_mu);
+	return r;
+}
+
+/* close_range/closefrom: forget what we track in the range, then close.
+ * Our own hidden fds in the range are given up (the app asked). */
+int conn_close_range(unsigned first, unsigned last, int flags)
+{
+	int max = fdt_max();
+
+	if (!(flags & CLOSE_RANGE_CLOEXEC)) {
+		pthread_mutex_lock(&flp_mu);
+		for (unsigned fd = first; fd <= last && fd < (unsigned)max; fd++)
+			if (fdt_get((int)fd))
+				forget_fd((int)fd);
+		pthread_mutex_unlock(&flp_mu);
+	}
+	if (flp_real.close_range)
+		return flp_real.close_range(first, last, flags) < 0 ? -errno : 0;
+	for (unsigned fd = first; fd <= last && fd < (unsigned)max; fd++)
+		if (flags & CLOSE_RANGE_CLOEXEC)
+			flp_real.fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+		else
+			flp_real.close((int)fd);
+	return 0;
+}
+
+/* Settle one fd (decide: an open claim is revoked now). */
+void conn_settle_fd(int fd, bool decide)
+{
+	struct flp_sock *s;
+
+	pthread_mutex_lock(&flp_mu);
+	if ((s = fdt_get(fd)) && flp_slow(s))
+		conn_settle(fd, s, decide || s->kind == SK_UNDECIDED);
+	pthread_mutex_unlock(&flp_mu);
+}
+
+/* setsockopt on a TCP socket that may still switch: remember TCP/IP level
+ * options so that the FAST socket reports them afterwards. */
+int conn_setsockopt(int fd, struct flp_sock *s, int level, int name,
+		    const void *val, socklen_t len)
+{
+	if (flp_real.setsockopt(fd, level, name, val, len) < 0)
+		return -errno;
+	if (flp_slow(s) && (level == IPPROTO_TCP || level == IPPROTO_IP ||
+			    level == IPPROTO_IPV6)) {
+		pthread_mutex_lock(&flp_mu);
+		if ((s = fdt_get(fd)) && flp_slow(s))
+			emu_setsockopt(fd, s, level, name, val, len);
+		pthread_mutex_unlock(&flp_mu);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ exec */
+
+static void hex(char *out, const void *p, size_t n)
+{
+	static const char d[] = "0123456789abcdef";
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++) {
+		*out++ = d[b[i] >> 4];
+		*out++ = d[b[i] & 15];
+	}
+	*out = 0;
+}
+
+static size_t unhex(const char *in, void *p, size_t max)
+{
+	uint8_t *b = p;
+	size_t n = 0;
+
+	while (n < max && in[0] && in[1] && in[0] != ',' && in[0] != ';') {
+		unsigned v;
+		if (sscanf(in, "%2x", &v) != 1)
+			break;
+		b[n++] = (uint8_t)v;
+		in += 2;
+	}
+	return n;
+}
+
+/*
+ * Before exec: settle everything, then describe the fds that survive the
+ * exec (no FD_CLOEXEC) so the new image can carry on: FAST sockets keep
+ * answering as TCP, listeners are published again.  Returns a malloc()ed
+ * "FASTLOOP_INHERIT=..." or NULL.
+ */
+char *conn_inherit_env(void)
+{
+	size_t cap = 64, len;
+	char *out = malloc(cap), *p;
+
+	if (!out)
+		return NULL;
+	len = (size_t)sprintf(out, "FASTLOOP_INHERIT=");
+	pthread_mutex_lock(&flp_mu);
+	settle_all_locked();
+	for (int fd = 0; fd < fdt_max(); fd++) {
+		struct flp_sock *s = fdt_get(fd);
+		int fl;
+
+		if (!s || (s->kind != SK_FAST && s->kind != SK_LISTENER))
+			continue;
+		fl = flp_real.fcntl(fd, F_GETFD);
+		if (fl < 0 || (fl & FD_CLOEXEC))
+			continue;
+		if (len + 40 + 4 * sizeof(s->local) > cap) {
+			cap = 2 * cap + 40 + 4 * sizeof(s->local);
+			if (!(p = realloc(out, cap)))
+				break;
+			out = p;
+		}
+		if (s->kind == SK_LISTENER) {
+			len += (size_t)sprintf(out + len, "L%d;", fd);
+			continue;
+		}
+		len += (size_t)sprintf(out + len, "F%d,%d,", fd, s->server);
+		hex(out + len, &s->local, s->local_len);
+		len += 2 * s->local_len;
+		out[len++] = ',';
+		hex(out + len, &s->peer, s->peer_len);
+		len += 2 * s->peer_len;
+		out[len++] = ';';
+		out[len] = 0;
+	}
+	pthread_mutex_unlock(&flp_mu);
+	return out;
+}
+
+void conn_inherit_restore(const char *v)
+{
+	const char *p = v;
+
+	pthread_mutex_lock(&flp_mu);
+	while (p && *p) {
+		int fd, server, dom = 0, n = 0;
+		socklen_t l = sizeof(dom);
+
+		if (*p == 'L' && sscanf(p, "L%d;%n", &fd, &n) == 1 && n) {
+			if (flp_cfg.transport != FLP_TR_OFF && reg_enabled())
+				publish(fd);
+		} else if (*p == 'F' && sscanf(p, "F%d,%d,%n", &fd, &server, &n) == 2 && n &&
+			   flp_real.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l) == 0 &&
+			   dom == AF_UNIX && !fdt_get(fd)) {
+			struct flp_sock *s = sock_new(SK_FAST);
+			const char *q = p + n;
+			if (s) {
+				s->server = server;
+				s->local_len = (socklen_t)unhex(q, &s->local, sizeof(s->local));
+				q = strchr(q, ',');
+				if (q)
+					s->peer_len = (socklen_t)unhex(q + 1, &s->peer, sizeof(s->peer));
+				fdt_attach(fd, s);
+			}
+		}
+		p = strchr(p, ';');
+		if (p)
+			p++;
+	}
+	pthread_mutex_unlock(&flp_mu);
+	unsetenv("FASTLOOP_INHERIT");
+}
+
+/* ------------------------------------------------------------------ fork */
+
+/*
+ * Before fork: decide every not-final socket, so that parent and child
+ * agree on what each fd is; hold flp_mu across the fork so the child's
+ * copy of it is in a known state.
+ */
+void conn_before_fork(void)
+{
+	pthread_mutex_lock(&flp_mu);
+	settle_all_locked();
+}
+
+void conn_after_fork_parent(void)
+{
+	pthread_mutex_unlock(&flp_mu);
+}
+
+void conn_after_fork_child(void)
+{
+	flp_pid = getpid();
+	flp_start = flp_proc_start(flp_pid);
+	pthread_mutex_init(&flp_mu, NULL);
+}
+
+void conn_init(void)
+{
+	char buf[32];
+	long v = 0;
+	int fd = open("/proc/sys/net/core/wmem_max", O_RDONLY | O_CLOEXEC);
+
+	retain_max = flp_cfg.retain;
+	if (fd >= 0) {
+		ssize_t n = flp_real.read(fd, buf, sizeof(buf) - 1);
+		flp_real.close(fd);
+		if (n > 0) {
+			buf[n] = 0;
+			v = strtol(buf, NULL, 10);
+		}
+	}
+	/* re-sent bytes must fit in the UDS send buffer (SO_SNDBUF is capped
+	 * at wmem_max and doubled by the kernel), or the switch could block */
+	if (v > 0 && (size_t)v < retain_max)
+		retain_max = (size_t)v;
+}
+
+size_t conn_retain_max(void)
+{
+	return retain_max;
+}

@@ -1,0 +1,106 @@
+/*
+ * fdt.c — the fd table: fd number -> struct flp_sock, for sockets the
+ * library must treat specially.  A NULL entry means "not ours: pass
+ * through".  dup()ed fds share one entry.  Entries are never returned to
+ * malloc: a thread racing a close() on the same fd (an app bug) may read a
+ * recycled entry but never freed memory.
+ *
+ * Lookups are a relaxed atomic load, lock-free; changes take flp_mu.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "flp.h"
+
+pthread_mutex_t flp_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static struct flp_sock *_Atomic *tab;
+static int tab_len;
+static struct flp_sock *free_list;
+
+/* Table size: the fd limit at start-up, capped.  fds beyond it are passed
+ * through untouched (documented). */
+int fdt_init(void)
+{
+	struct rlimit rl;
+	long n = 65536;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		n = (long)rl.rlim_cur;
+	if (n > (1L << 20))
+		n = 1L << 20;
+	if (n < 1024)
+		n = 1024;
+	tab = calloc((size_t)n, sizeof(*tab));
+	if (!tab)
+		return -ENOMEM;
+	tab_len = (int)n;
+	return 0;
+}
+
+int fdt_max(void)
+{
+	return tab_len;
+}
+
+struct flp_sock *fdt_get(int fd)
+{
+	if (fd < 0 || fd >= tab_len || !tab)
+		return NULL;
+	return atomic_load_explicit(&tab[fd], memory_order_acquire);
+}
+
+/* A fresh entry of the given kind.  Caller holds flp_mu. */
+struct flp_sock *sock_new(int kind)
+{
+	struct flp_sock *s = free_list;
+
+	if (s)
+		free_list = s->free_next;
+	else if (!(s = malloc(sizeof(*s))))
+		return NULL;
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->mu, NULL);
+	s->kind = kind;
+	s->rdv_fd = -1;
+	s->hidden_tcp = -1;
+	s->slot = -1;
+	return s;
+}
+
+void sock_free(struct flp_sock *s)
+{
+	free(s->retained);
+	s->retained = NULL;
+	s->kind = SK_NONE;
+	s->free_next = free_list;
+	free_list = s;
+}
+
+/* Record that fd refers to s.  Caller holds flp_mu. */
+void fdt_attach(int fd, struct flp_sock *s)
+{
+	if (fd < 0 || fd >= tab_len)
+		return;
+	if (s->nfds < SOCK_MAX_FDS)
+		s->fds[s->nfds++] = fd;
+	atomic_store_explicit(&tab[fd], s, memory_order_release);
+}
+
+/* Forget fd; returns the entry if fd was its last reference (the caller
+ * tears it down), else NULL.  Caller holds flp_mu. */
+struct flp_sock *fdt_detach(int fd)
+{
+	struct flp_sock *s = fdt_get(fd);
+
+	if (!s)
+		return NULL;
+	atomic_store_explicit(&tab[fd], NULL, memory_order_release);
+	for (int i = 0; i < s->nfds; i++)
+		if (s->fds[i] == fd) {
+			s->fds[i] = s->fds[--s->nfds];
+			break;
+		}
+	return s->nfds == 0 ? s : NULL;
+}

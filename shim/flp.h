@@ -1,0 +1,396 @@
+/*
+ * flp.h — the engine's internal interface.
+ *
+ * Everything here is hidden (-fvisibility=hidden); only the hooks in
+ * preload/ are exported.  Engine functions return a value >= 0 on success
+ * and -errno on failure; the hooks convert once with flp_ret().
+ */
+#ifndef FLP_H
+#define FLP_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <poll.h>
+#include <signal.h>
+#include <netinet/in.h>
+
+#define FLP_HIDDEN __attribute__((visibility("hidden")))
+#define FLP_UNUSED __attribute__((unused))
+
+/* ------------------------------------------------------------------ real */
+
+/* The libc functions we interpose, resolved once with dlsym(RTLD_NEXT). */
+struct flp_real {
+	int (*socket)(int, int, int);
+	int (*bind)(int, const struct sockaddr *, socklen_t);
+	int (*listen)(int, int);
+	int (*accept)(int, struct sockaddr *, socklen_t *);
+	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+	int (*connect)(int, const struct sockaddr *, socklen_t);
+	int (*close)(int);
+	int (*close_range)(unsigned, unsigned, int); /* optional */
+	int (*shutdown)(int, int);
+	int (*dup)(int);
+	int (*dup2)(int, int);
+	int (*dup3)(int, int, int);
+	int (*fcntl)(int, int, ...);
+	int (*ioctl)(int, unsigned long, ...);
+	int (*getsockname)(int, struct sockaddr *, socklen_t *);
+	int (*getpeername)(int, struct sockaddr *, socklen_t *);
+	int (*getsockopt)(int, int, int, void *, socklen_t *);
+	int (*setsockopt)(int, int, int, const void *, socklen_t);
+	ssize_t (*send)(int, const void *, size_t, int);
+	ssize_t (*sendto)(int, const void *, size_t, int,
+			  const struct sockaddr *, socklen_t);
+	ssize_t (*sendmsg)(int, const struct msghdr *, int);
+	ssize_t (*recv)(int, void *, size_t, int);
+	ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *,
+			    socklen_t *);
+	ssize_t (*recvmsg)(int, struct msghdr *, int);
+	ssize_t (*read)(int, void *, size_t);
+	ssize_t (*write)(int, const void *, size_t);
+	ssize_t (*readv)(int, const struct iovec *, int);
+	ssize_t (*writev)(int, const struct iovec *, int);
+	ssize_t (*sendfile)(int, int, off_t *, size_t);
+	int (*poll)(struct pollfd *, nfds_t, int);
+	int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *,
+		     const sigset_t *);
+	int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+	int (*pselect)(int, fd_set *, fd_set *, fd_set *,
+		       const struct timespec *, const sigset_t *);
+	int (*epoll_ctl)(int, int, int, struct epoll_event *);
+	int (*epoll_wait)(int, struct epoll_event *, int, int);
+	int (*epoll_pwait)(int, struct epoll_event *, int, int,
+			   const sigset_t *);
+	int (*epoll_pwait2)(int, struct epoll_event *, int,
+			    const struct timespec *, const sigset_t *); /* optional */
+	pid_t (*fork)(void);
+	int (*execve)(const char *, char *const[], char *const[]);
+	int (*execveat)(int, const char *, char *const[], char *const[], int); /* optional */
+	int (*fexecve)(int, char *const[], char *const[]);
+	int (*execvpe)(const char *, char *const[], char *const[]);
+};
+
+extern struct flp_real flp_real FLP_HIDDEN;
+
+void flp_real_resolve(void) FLP_HIDDEN;
+
+/* Library init: once per process, from the constructor or the first hook. */
+void flp_init(void) FLP_HIDDEN;
+extern bool flp_ready FLP_HIDDEN;
+
+/* A hook that is re-entered from inside the engine (a libc function we
+ * call internally that itself calls a hooked symbol) must go straight to
+ * libc.  The guard is per thread. */
+extern __thread int flp_in_engine FLP_HIDDEN;
+
+static inline long flp_ret(long r)
+{
+	if (r < 0) {
+		errno = (int)-r;
+		return -1;
+	}
+	return r;
+}
+
+/* ------------------------------------------------------------------ cfg */
+
+enum flp_transport { FLP_TR_OFF = 0, FLP_TR_AUTO, FLP_TR_UDS, FLP_TR_SHM };
+
+struct flp_cfg {
+	int transport;          /* enum flp_transport */
+	int log_level;          /* enum flp_log_level */
+	char log_file[256];     /* "" = stderr */
+	char dir[256];          /* registry directory */
+	bool dir_from_user;     /* set explicitly: skip ownership checks? no */
+	size_t retain;          /* bytes a PENDING client keeps for re-send */
+	int accept_wait_us;     /* how long accept waits for an unfilled claim */
+	bool setuid;            /* environment ignored */
+};
+
+extern struct flp_cfg flp_cfg FLP_HIDDEN;
+
+void cfg_defaults(struct flp_cfg *c) FLP_HIDDEN;
+int cfg_set(struct flp_cfg *c, const char *key, const char *val) FLP_HIDDEN;
+int cfg_load_file(struct flp_cfg *c, const char *path) FLP_HIDDEN;
+void cfg_load_env(struct flp_cfg *c) FLP_HIDDEN;
+const char *cfg_transport_name(int t) FLP_HIDDEN;
+
+/* ------------------------------------------------------------------ log */
+
+enum flp_log_level { FLP_LOG_OFF = 0, FLP_LOG_ERR, FLP_LOG_WARN,
+		     FLP_LOG_INFO, FLP_LOG_DBG };
+
+void log_open(void) FLP_HIDDEN;
+void log_write(int level, const char *func, const char *file, int line,
+	       const char *fmt, ...) __attribute__((format(printf, 5, 6)))
+	FLP_HIDDEN;
+
+#define FLP_LOG(lvl, ...)                                                  \
+	do {                                                               \
+		if (flp_cfg.log_level >= (lvl))                            \
+			log_write((lvl), __func__, __FILE__, __LINE__,     \
+				  __VA_ARGS__);                            \
+	} while (0)
+#define FLP_ERR(...) FLP_LOG(FLP_LOG_ERR, __VA_ARGS__)
+#define FLP_WARN(...) FLP_LOG(FLP_LOG_WARN, __VA_ARGS__)
+#define FLP_INFO(...) FLP_LOG(FLP_LOG_INFO, __VA_ARGS__)
+#define FLP_DBG(...) FLP_LOG(FLP_LOG_DBG, __VA_ARGS__)
+
+/* Format an address as "1.2.3.4:80" or "[::1]:80" into buf. */
+const char *flp_addr_str(const struct sockaddr *sa, char *buf, size_t len)
+	FLP_HIDDEN;
+
+/* ------------------------------------------------------------------ reg */
+
+/* An address as stored in shared memory: IPv4 as v4-mapped IPv6. */
+struct reg_addr {
+	uint8_t addr[16];
+	uint16_t port;          /* host order */
+	uint16_t pad;
+};
+
+#define REG_MAGIC 0x464c4f4f50524547ull /* "FLOOPREG" */
+#define REG_VERSION 1
+#define REG_NSLOTS 256
+#define REG_UDS_MAX 24
+
+/* Claim slot states; the state and a generation share one 64-bit word so
+ * that a CAS also proves the slot was not recycled meanwhile (ABA). */
+enum reg_state {
+	SLOT_FREE = 0,
+	SLOT_BUSY,       /* a client owns it and is writing it */
+	SLOT_ANNOUNCED,  /* client key written, source port not yet known */
+	SLOT_OPEN,       /* full 4-tuple known: the server may adopt */
+	SLOT_ADOPTING,   /* a server won the CAS and is building the channel */
+	SLOT_TAKEN,      /* channel ready: the client must switch */
+	SLOT_REVOKED,    /* the client gave up: stays TCP */
+	SLOT_FAILED,     /* the server could not build the channel: TCP */
+	SLOT_NSTATES
+};
+
+struct reg_slot {
+	_Atomic uint64_t sw;    /* gen << 32 | state */
+	int32_t client_pid;
+	int32_t server_pid;     /* the adopter, checked against SO_PEERCRED */
+	uint64_t client_start;  /* client's start time, for liveness */
+	struct reg_addr cli;    /* the client's end (port 0 while ANNOUNCED) */
+	struct reg_addr srv;    /* the address the client connected to */
+	uint8_t uds_len;        /* abstract UDS name of the client's rendezvous */
+	char uds_name[REG_UDS_MAX];
+	uint8_t pad[128 - 8 - 4 - 4 - 8 - 20 - 20 - 1 - REG_UDS_MAX];
+};
+
+struct reg_hdr {
+	_Atomic uint64_t magic; /* written last: a reader sees a whole header */
+	uint32_t version;
+	uint32_t hdr_size;
+	uint32_t slot_size;
+	uint32_t nslots;
+	int32_t owner_pid;
+	uint32_t owner_uid;
+	uint64_t owner_start;
+	uint64_t netns;
+	struct reg_addr bound;  /* the listener's address (:: = wildcard) */
+	uint32_t v6only;
+	uint8_t pad[256 - 8 - 4 * 4 - 8 - 8 - 8 - 20 - 4];
+};
+
+#define REG_FILE_SIZE (sizeof(struct reg_hdr) + REG_NSLOTS * sizeof(struct reg_slot))
+
+/* A mapped handshake file, shared by reference in this process. */
+struct reg_map {
+	struct reg_hdr *hdr;
+	struct reg_slot *slots;
+	int fd;                 /* the open file: holds the flock */
+	uint64_t ino;
+	char name[96];
+	int refs;
+	bool owner;             /* we created it (we remove it) */
+	struct reg_map *next;   /* client-side cache list */
+};
+
+int reg_dir_check(const char *dir, uid_t uid) FLP_HIDDEN;
+int reg_dir_init(void) FLP_HIDDEN;
+bool reg_enabled(void) FLP_HIDDEN;
+int reg_publish(const struct reg_addr *bound, bool v6only,
+		struct reg_map **out) FLP_HIDDEN;
+void reg_unpublish(struct reg_map *m) FLP_HIDDEN;
+int reg_validate(const struct reg_hdr *h, size_t size, uid_t uid)
+	FLP_HIDDEN;
+struct reg_map *reg_lookup(const struct reg_addr *dst) FLP_HIDDEN;
+void reg_put(struct reg_map *m) FLP_HIDDEN;
+void reg_get(struct reg_map *m) FLP_HIDDEN;
+uint64_t flp_proc_start(pid_t pid) FLP_HIDDEN;
+bool flp_pid_alive(pid_t pid, uint64_t start) FLP_HIDDEN;
+
+extern pid_t flp_pid FLP_HIDDEN;
+extern uint64_t flp_start FLP_HIDDEN;
+extern uint64_t flp_netns FLP_HIDDEN;
+
+/* ---------------------------------------------------------------- claim */
+
+static inline uint32_t claim_state(uint64_t sw) { return (uint32_t)sw; }
+static inline uint32_t claim_gen(uint64_t sw) { return (uint32_t)(sw >> 32); }
+static inline uint64_t claim_sw(uint32_t gen, uint32_t st)
+{
+	return (uint64_t)gen << 32 | st;
+}
+
+int claim_announce(struct reg_map *m, const struct reg_addr *dst,
+		   const char *uds, uint8_t uds_len, uint32_t *gen)
+	FLP_HIDDEN;
+void claim_fill(struct reg_map *m, int slot, uint32_t gen,
+		const struct reg_addr *cli) FLP_HIDDEN;
+int claim_find(struct reg_map *m, const struct reg_addr *cli,
+	       const struct reg_addr *srv, uint64_t *sw, bool *pending)
+	FLP_HIDDEN;
+bool claim_begin_adopt(struct reg_map *m, int slot, uint64_t sw) FLP_HIDDEN;
+bool claim_end_adopt(struct reg_map *m, int slot, uint32_t gen, bool ok)
+	FLP_HIDDEN;
+uint32_t claim_poll(struct reg_map *m, int slot, uint32_t gen) FLP_HIDDEN;
+uint32_t claim_revoke(struct reg_map *m, int slot, uint32_t gen) FLP_HIDDEN;
+void claim_release(struct reg_map *m, int slot, uint32_t gen) FLP_HIDDEN;
+
+/* ---------------------------------------------------------------- fdt */
+
+enum sock_kind {
+	SK_NONE = 0,
+	SK_LISTENER,     /* published listener */
+	SK_PENDING,      /* client: claim open, data over TCP with retention */
+	SK_UNDECIDED,    /* server: claim not yet filled at accept */
+	SK_FAST,         /* fast channel: the fd is the UDS socket */
+	SK_HIDDEN,       /* an fd the library holds for another entry */
+};
+
+#define SOCK_MAX_FDS 8
+#define SOCK_MAX_EPOLL 8
+#define SOCK_MAX_OPTS 8
+
+struct sock_epreg {
+	int epfd;
+	int fd;
+	struct epoll_event ev;
+};
+
+struct sock_opt {
+	int level, name, val;
+};
+
+struct flp_sock {
+	int kind;
+	bool server;
+	pthread_mutex_t mu;             /* serialises state changes */
+	int fds[SOCK_MAX_FDS];          /* the app's fd numbers for this socket */
+	int nfds;
+	struct sockaddr_storage local, peer;
+	socklen_t local_len, peer_len;
+	/* claim (PENDING / UNDECIDED) */
+	struct reg_map *map;
+	int slot;
+	uint32_t gen;
+	int rdv_fd;                     /* client: UDS rendezvous listener */
+	char *retained;
+	size_t retained_len;
+	/* FAST */
+	int hidden_tcp;                 /* server: TCP kept until the client switched */
+	struct sock_opt opts[SOCK_MAX_OPTS];
+	int nopts;
+	/* epoll registrations to carry over a switch */
+	struct sock_epreg ep[SOCK_MAX_EPOLL];
+	int nep;
+	/* SK_HIDDEN: whose it is */
+	struct flp_sock *owner;
+	struct flp_sock *free_next;
+};
+
+int fdt_init(void) FLP_HIDDEN;
+struct flp_sock *fdt_get(int fd) FLP_HIDDEN;
+struct flp_sock *sock_new(int kind) FLP_HIDDEN;
+void fdt_attach(int fd, struct flp_sock *s) FLP_HIDDEN;
+struct flp_sock *fdt_detach(int fd) FLP_HIDDEN;
+void sock_free(struct flp_sock *s) FLP_HIDDEN;
+int fdt_max(void) FLP_HIDDEN;
+extern pthread_mutex_t flp_mu FLP_HIDDEN;
+
+/* ---------------------------------------------------------------- engine */
+
+int flp_hide_fd(int fd, struct flp_sock *owner) FLP_HIDDEN;
+void flp_close_hidden(struct flp_sock *s, int *fdp) FLP_HIDDEN;
+
+int conn_listen(int fd, int backlog) FLP_HIDDEN;
+int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
+	FLP_HIDDEN;
+int conn_accept(int lfd, struct sockaddr *sa, socklen_t *len, int flags)
+	FLP_HIDDEN;
+int conn_settle(int fd, struct flp_sock *s, bool block) FLP_HIDDEN;
+int conn_close(int fd) FLP_HIDDEN;
+void conn_forget_stale(int fd) FLP_HIDDEN;
+int conn_close_range(unsigned first, unsigned last, int flags) FLP_HIDDEN;
+int conn_shutdown(int fd, int how) FLP_HIDDEN;
+enum { DUP_DUP, DUP_DUP2, DUP_DUP3, DUP_FCNTL, DUP_FCNTL_CLOEXEC };
+int conn_dup(int oldfd, int newfd, int flags, int how) FLP_HIDDEN;
+void conn_settle_fd(int fd, bool decide) FLP_HIDDEN;
+void conn_forget_stale_locked(int fd) FLP_HIDDEN;
+int conn_setsockopt(int fd, struct flp_sock *s, int level, int name,
+		    const void *val, socklen_t len) FLP_HIDDEN;
+void conn_before_fork(void) FLP_HIDDEN;
+void conn_after_fork_parent(void) FLP_HIDDEN;
+void conn_after_fork_child(void) FLP_HIDDEN;
+void conn_init(void) FLP_HIDDEN;
+size_t conn_retain_max(void) FLP_HIDDEN;
+void conn_settle_all(void) FLP_HIDDEN;
+char *conn_inherit_env(void) FLP_HIDDEN;
+void conn_inherit_restore(const char *v) FLP_HIDDEN;
+
+/* Data operations on a not-yet-final socket (PENDING or UNDECIDED). */
+ssize_t io_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m,
+		   int flags) FLP_HIDDEN;
+ssize_t io_recvmsg(int fd, struct flp_sock *s, struct msghdr *m,
+		   int flags) FLP_HIDDEN;
+
+/* Answer as the TCP socket would, for a FAST socket. */
+int emu_getsockname(struct flp_sock *s, struct sockaddr *sa, socklen_t *len,
+		    bool peer) FLP_HIDDEN;
+int emu_getsockopt(int fd, struct flp_sock *s, int level, int name,
+		   void *val, socklen_t *len) FLP_HIDDEN;
+int emu_setsockopt(int fd, struct flp_sock *s, int level, int name,
+		   const void *val, socklen_t len) FLP_HIDDEN;
+
+/* Readiness. */
+extern _Atomic int flp_ep_pending FLP_HIDDEN;
+int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms,
+	      const sigset_t *mask) FLP_HIDDEN;
+int wait_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, int timeout_ms,
+		const sigset_t *mask, bool *handled) FLP_HIDDEN;
+int wait_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+	FLP_HIDDEN;
+int wait_fix_epoll(int epfd, struct epoll_event *ev, int r) FLP_HIDDEN;
+bool wait_needs_settle(int fd) FLP_HIDDEN;
+
+/* Addresses. */
+int addr_to_reg(const struct sockaddr *sa, socklen_t len, struct reg_addr *r)
+	FLP_HIDDEN;
+bool addr_is_wild(const struct reg_addr *a) FLP_HIDDEN;
+bool addr_is_local(const struct reg_addr *a) FLP_HIDDEN;
+bool addr_eq(const struct reg_addr *a, const struct reg_addr *b) FLP_HIDDEN;
+
+/* Quick test used by the data hooks: does this fd need the engine? */
+static inline bool flp_slow(struct flp_sock *s)
+{
+	return s && (s->kind == SK_PENDING || s->kind == SK_UNDECIDED);
+}
+
+/* Monotonic microseconds. */
+uint64_t flp_now_us(void) FLP_HIDDEN;
+
+#endif /* FLP_H */

@@ -1,0 +1,290 @@
+/*
+ * wait.c — readiness: poll, select and epoll over sockets that may switch
+ * under the app's feet.
+ *
+ * Final sockets (plain TCP or FAST) need nothing: the kernel's readiness
+ * of the fd is the truth.  Before waiting, every not-final socket in the
+ * set is settled (an undecided server decides here: waiting is a data
+ * operation).  A PENDING client is additionally watched for EPOLLIN/POLLIN,
+ * because the doorbell that tells it to switch arrives as one TCP byte;
+ * such an event is consumed here (the client switches) and the app sees
+ * only the readiness it asked for, recomputed on the new fd.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "flp.h"
+
+_Atomic int flp_ep_pending;
+
+uint64_t flp_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static bool is_pending(int fd)
+{
+	struct flp_sock *s = fdt_get(fd);
+
+	return s && s->kind == SK_PENDING;
+}
+
+/* Settle fd if it is not final; returns true if it still is PENDING. */
+static bool settle_fd(int fd, bool decide)
+{
+	struct flp_sock *s = fdt_get(fd);
+
+	if (!flp_slow(s))
+		return false;
+	pthread_mutex_lock(&flp_mu);
+	if ((s = fdt_get(fd)) && flp_slow(s))
+		conn_settle(fd, s, decide && s->kind == SK_UNDECIDED);
+	pthread_mutex_unlock(&flp_mu);
+	return is_pending(fd);
+}
+
+bool wait_needs_settle(int fd)
+{
+	return flp_slow(fdt_get(fd));
+}
+
+/* Remaining time in ms of a deadline (us, 0 = none), -1 if none. */
+static int remaining_ms(uint64_t deadline)
+{
+	uint64_t now;
+
+	if (!deadline)
+		return -1;
+	now = flp_now_us();
+	return now >= deadline ? 0 : (int)((deadline - now + 999) / 1000);
+}
+
+/*
+ * poll()/ppoll() with switch handling.  timeout_ms < 0: forever.
+ * Returns the count or -errno.
+ */
+int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask)
+{
+	uint64_t deadline = timeout_ms > 0 ? flp_now_us() + (uint64_t)timeout_ms * 1000 : 0;
+	short small[64], *orig = small;
+	bool any = false;
+	int r = 0;
+
+	for (nfds_t i = 0; i < n; i++)
+		if (pfd[i].fd >= 0 && settle_fd(pfd[i].fd, true))
+			any = true;
+	if (!any) {
+		struct timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
+		r = flp_real.ppoll(pfd, n, timeout_ms < 0 ? NULL : &ts, mask);
+		return r < 0 ? -errno : r;
+	}
+	if (n > 64 && !(orig = malloc(n * sizeof(*orig))))
+		return -ENOMEM;
+	for (int round = 0; round < 1000000; round++) {
+		int ms = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : remaining_ms(deadline);
+		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+		for (nfds_t i = 0; i < n; i++) {
+			orig[i] = pfd[i].events;
+			if (pfd[i].fd >= 0 && is_pending(pfd[i].fd))
+				pfd[i].events |= POLLIN;
+		}
+		r = flp_real.ppoll(pfd, n, ms < 0 ? NULL : &ts, mask);
+		if (r < 0)
+			r = -errno;
+		for (nfds_t i = 0; i < n; i++) {
+			bool was = pfd[i].fd >= 0 && pfd[i].events != orig[i];
+
+			pfd[i].events = orig[i];
+			if (r <= 0 || !was || !pfd[i].revents)
+				continue;
+			if (!settle_fd(pfd[i].fd, false)) {
+				/* switched or TCP now: ask the new fd */
+				struct pollfd q = { .fd = pfd[i].fd, .events = orig[i] };
+				flp_real.poll(&q, 1, 0);
+				pfd[i].revents = q.revents;
+			} else {
+				pfd[i].revents &= orig[i] | POLLERR | POLLHUP | POLLNVAL;
+			}
+		}
+		if (r <= 0)
+			break;
+		r = 0;
+		for (nfds_t i = 0; i < n; i++)
+			r += pfd[i].revents != 0;
+		if (r || (timeout_ms >= 0 && remaining_ms(deadline) == 0))
+			break;
+	}
+	if (orig != small)
+		free(orig);
+	return r;
+}
+
+/*
+ * select()/pselect(): passed through unless a set holds a not-final
+ * socket; then done with wait_poll and translated back.
+ */
+int wait_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, int timeout_ms,
+		const sigset_t *mask, bool *handled)
+{
+	struct pollfd *p;
+	int n = 0, r, cnt = 0;
+
+	*handled = false;
+	if (nfds < 0 || nfds > FD_SETSIZE)
+		return 0;
+	for (int fd = 0; fd < nfds; fd++)
+		if (((rd && FD_ISSET(fd, rd)) || (wr && FD_ISSET(fd, wr)) ||
+		     (ex && FD_ISSET(fd, ex))) && wait_needs_settle(fd))
+			n = 1;
+	if (!n)
+		return 0;
+	*handled = true;
+	if (!(p = calloc((size_t)nfds, sizeof(*p))))
+		return -ENOMEM;
+	n = 0;
+	for (int fd = 0; fd < nfds; fd++) {
+		short ev = (short)((rd && FD_ISSET(fd, rd) ? POLLIN : 0) |
+				   (wr && FD_ISSET(fd, wr) ? POLLOUT : 0) |
+				   (ex && FD_ISSET(fd, ex) ? POLLPRI : 0));
+		if (!ev)
+			continue;
+		p[n].fd = fd;
+		p[n++].events = ev;
+	}
+	r = wait_poll(p, (nfds_t)n, timeout_ms, mask);
+	if (r < 0)
+		goto out;
+	for (int i = 0; i < n; i++)
+		if (p[i].revents & POLLNVAL) {
+			r = -EBADF;
+			goto out;
+		}
+	if (rd) FD_ZERO(rd);
+	if (wr) FD_ZERO(wr);
+	if (ex) FD_ZERO(ex);
+	for (int i = 0; i < n; i++) {
+		short re = p[i].revents;
+		if (rd && (p[i].events & POLLIN) && (re & (POLLIN | POLLHUP | POLLERR)))
+			FD_SET(p[i].fd, rd), cnt++;
+		if (wr && (p[i].events & POLLOUT) && (re & (POLLOUT | POLLERR)))
+			FD_SET(p[i].fd, wr), cnt++;
+		if (ex && (p[i].events & POLLPRI) && (re & POLLPRI))
+			FD_SET(p[i].fd, ex), cnt++;
+	}
+	r = cnt;
+out:
+	free(p);
+	return r;
+}
+
+/* ----------------------------------------------------------------- epoll */
+
+static struct sock_epreg *find_reg(struct flp_sock *s, int epfd, int fd)
+{
+	for (int i = 0; i < s->nep; i++)
+		if (s->ep[i].epfd == epfd && s->ep[i].fd == fd)
+			return &s->ep[i];
+	return NULL;
+}
+
+/*
+ * epoll_ctl: a not-final socket is settled first; one still PENDING is
+ * registered with EPOLLIN added (for the doorbell) and the app's own
+ * registration is remembered, to be carried over at the switch.
+ */
+int wait_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	struct epoll_event e2;
+	struct sock_epreg *g;
+	struct flp_sock *s;
+	int r;
+
+	if (!settle_fd(fd, true))
+		return flp_real.epoll_ctl(epfd, op, fd, ev) < 0 ? -errno : 0;
+	pthread_mutex_lock(&flp_mu);
+	s = fdt_get(fd);
+	if (!s || s->kind != SK_PENDING) {
+		pthread_mutex_unlock(&flp_mu);
+		return flp_real.epoll_ctl(epfd, op, fd, ev) < 0 ? -errno : 0;
+	}
+	if (ev)
+		e2 = *ev, e2.events |= EPOLLIN;
+	r = flp_real.epoll_ctl(epfd, op, fd, ev ? &e2 : NULL) < 0 ? -errno : 0;
+	if (r == 0) {
+		g = find_reg(s, epfd, fd);
+		if (op == EPOLL_CTL_DEL && g) {
+			*g = s->ep[--s->nep];
+			flp_ep_pending--;
+		} else if (op == EPOLL_CTL_MOD && g && ev) {
+			g->ev = *ev;
+		} else if (op == EPOLL_CTL_ADD && ev && !g && s->nep < SOCK_MAX_EPOLL) {
+			s->ep[s->nep].epfd = epfd;
+			s->ep[s->nep].fd = fd;
+			s->ep[s->nep++].ev = *ev;
+			flp_ep_pending++;
+		}
+	}
+	pthread_mutex_unlock(&flp_mu);
+	return r;
+}
+
+/*
+ * Fix up what epoll_wait returned: an event of a PENDING client's
+ * registration is settled (maybe switched) and replaced by the readiness
+ * the app asked for, or dropped.  Returns the new count.
+ */
+int wait_fix_epoll(int epfd, struct epoll_event *ev, int r)
+{
+	int out = 0;
+
+	if (r <= 0 || !flp_ep_pending)
+		return r;
+	pthread_mutex_lock(&flp_mu);
+	for (int k = 0; k < r; k++) {
+		struct flp_sock *s = NULL;
+		struct sock_epreg reg;
+		bool found = false;
+
+		for (int fd = 0; fd < fdt_max() && !found; fd++) {
+			/* PENDING entries are few; their fds are found by scan
+			 * only while some registration is pending */
+			s = fdt_get(fd);
+			if (!s || s->kind != SK_PENDING)
+				continue;
+			for (int i = 0; i < s->nep; i++)
+				if (s->ep[i].epfd == epfd &&
+				    s->ep[i].ev.data.u64 == ev[k].data.u64) {
+					reg = s->ep[i];
+					found = true;
+					break;
+				}
+		}
+		if (!found) {
+			ev[out++] = ev[k];
+			continue;
+		}
+		conn_settle(reg.fd, s, false);
+		if (s->kind != SK_PENDING) {
+			struct pollfd q = { .fd = reg.fd,
+				.events = (short)(reg.ev.events & (EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP)) };
+			flp_real.poll(&q, 1, 0);
+			ev[k].events = (uint32_t)q.revents;
+		} else {
+			ev[k].events &= reg.ev.events | EPOLLERR | EPOLLHUP;
+			if (reg.ev.events & EPOLLONESHOT) {
+				struct epoll_event e2 = reg.ev;
+				e2.events |= EPOLLIN;
+				flp_real.epoll_ctl(epfd, EPOLL_CTL_MOD, reg.fd, &e2);
+			}
+		}
+		if (ev[k].events)
+			ev[out++] = ev[k];
+	}
+	pthread_mutex_unlock(&flp_mu);
+	return out;
+}
