@@ -29,7 +29,8 @@ all: $(LIB) bin/fastloop
 
 $(BUILD)/%.o: %.c shim/flp.h preload/hook.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
 
 $(SHIMLIB): $(SHIM_OBJ)
 	$(AR) rcs $@ $^

@@ -9,10 +9,10 @@ __attribute__((constructor)) static void flp_ctor(void)
 	flp_init();
 }
 
-/* A client that wrote and exited before switching must still deliver:
- * settle every pending connection on a normal exit. */
+/* A client that wrote and exited before switching must still deliver,
+ * and a listener's handshake file should not outlive it. */
 __attribute__((destructor)) static void flp_dtor(void)
 {
 	if (flp_ready)
-		conn_settle_all();
+		conn_at_exit();
 }

@@ -454,6 +454,10 @@ static void client_switch(struct flp_sock *s)
 			goto err;
 		}
 	}
+	/* another thread may be blocked reading the TCP socket (our MSG_PEEK
+	 * wait, or the app's poll); a local read shutdown wakes it to find
+	 * the UDS in place.  Nothing is sent to the peer. */
+	flp_real.shutdown(s->fds[0], SHUT_RD);
 	if ((r = swap_in(s, u)) < 0)
 		goto err;
 	drop_claim(s);
@@ -730,6 +734,22 @@ void conn_settle_all(void)
 	pthread_mutex_unlock(&flp_mu);
 }
 
+/* Normal exit: deliver what pending clients wrote, and remove the
+ * handshake files of listeners that no other process holds. */
+void conn_at_exit(void)
+{
+	pthread_mutex_lock(&flp_mu);
+	settle_all_locked();
+	for (int fd = 0; fd < fdt_max(); fd++) {
+		struct flp_sock *s = fdt_get(fd);
+		if (s && s->kind == SK_LISTENER && s->map) {
+			reg_unpublish(s->map);
+			s->map = NULL;
+		}
+	}
+	pthread_mutex_unlock(&flp_mu);
+}
+
 /* ----------------------------------------------------------------- close */
 
 /* Release what s holds once its last fd is gone.  Caller holds flp_mu. */
@@ -737,7 +757,8 @@ static void teardown(struct flp_sock *s)
 {
 	switch (s->kind) {
 	case SK_LISTENER:
-		reg_unpublish(s->map);
+		if (s->map)
+			reg_unpublish(s->map);
 		s->map = NULL;
 		break;
 	case SK_FAST:

@@ -349,6 +349,7 @@ void conn_after_fork_child(void) FLP_HIDDEN;
 void conn_init(void) FLP_HIDDEN;
 size_t conn_retain_max(void) FLP_HIDDEN;
 void conn_settle_all(void) FLP_HIDDEN;
+void conn_at_exit(void) FLP_HIDDEN;
 char *conn_inherit_env(void) FLP_HIDDEN;
 void conn_inherit_restore(const char *v) FLP_HIDDEN;
 
@@ -375,6 +376,8 @@ int wait_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, int timeout_ms,
 int wait_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	FLP_HIDDEN;
 int wait_fix_epoll(int epfd, struct epoll_event *ev, int r) FLP_HIDDEN;
+int wait_epoll(int epfd, struct epoll_event *ev, int max, long long timeout_ns,
+	       const sigset_t *mask, bool pwait2) FLP_HIDDEN;
 bool wait_needs_settle(int fd) FLP_HIDDEN;
 
 /* Addresses. */

@@ -225,8 +225,19 @@ err_open:
 	return r;
 }
 
-/* Remove our file if we still are its owner process.  Children that
- * inherited the listener only drop their mapping. */
+/* A stale file: remove it if the name still refers to the same inode. */
+static void sweep(const char *name, uint64_t ino)
+{
+	char path[512];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", flp_cfg.dir, name);
+	if (lstat(path, &st) == 0 && st.st_ino == ino) {
+		FLP_DBG("removing stale handshake file %s", name);
+		unlink(path);
+	}
+}
+
 static void unmap(struct reg_map *m)
 {
 	munmap(m->hdr, REG_FILE_SIZE);
@@ -234,15 +245,27 @@ static void unmap(struct reg_map *m)
 	free(m);
 }
 
+/*
+ * A listener's last fd in this process is gone.  The file goes away when
+ * no process holds the listener any more: after dropping our lock fd, a
+ * fresh exclusive lock succeeds only if no other process (a fork child
+ * that inherited the listener) still holds the original one.
+ */
 void reg_unpublish(struct reg_map *m)
 {
-	char path[512];
+	char path[512], name[sizeof(m->name)];
+	uint64_t ino = m->ino;
+	int fd;
 
-	if (m->owner && m->hdr->owner_pid == flp_pid) {
-		snprintf(path, sizeof(path), "%s/%s", flp_cfg.dir, m->name);
-		unlink(path);
-	}
+	snprintf(name, sizeof(name), "%s", m->name);
+	snprintf(path, sizeof(path), "%s/%s", flp_cfg.dir, name);
 	reg_put(m);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return;
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		sweep(name, ino);
+	flp_real.close(fd);
 }
 
 void reg_get(struct reg_map *m)
@@ -263,19 +286,6 @@ static bool file_alive(struct reg_map *m)
 		return errno == EWOULDBLOCK;
 	flock(m->fd, LOCK_UN);
 	return false;
-}
-
-/* A stale file: remove it if the name still refers to the same inode. */
-static void sweep(const char *name, uint64_t ino)
-{
-	char path[512];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "%s/%s", flp_cfg.dir, name);
-	if (lstat(path, &st) == 0 && st.st_ino == ino) {
-		FLP_DBG("removing stale handshake file %s", name);
-		unlink(path);
-	}
 }
 
 static bool matches(const struct reg_hdr *h, const struct reg_addr *dst)

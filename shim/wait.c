@@ -288,3 +288,39 @@ int wait_fix_epoll(int epfd, struct epoll_event *ev, int r)
 	pthread_mutex_unlock(&flp_mu);
 	return out;
 }
+
+/*
+ * epoll_wait and friends (timeout in ns, < 0 forever).  Events consumed by
+ * a switch do not end the wait early: it goes on for the time left.
+ */
+int wait_epoll(int epfd, struct epoll_event *ev, int max, long long timeout_ns,
+	       const sigset_t *mask, bool pwait2)
+{
+	uint64_t deadline = timeout_ns > 0 ? flp_now_us() + (uint64_t)timeout_ns / 1000 : 0;
+
+	for (;;) {
+		long long left = timeout_ns;
+		int r;
+
+		if (timeout_ns > 0) {
+			uint64_t now = flp_now_us();
+			left = now >= deadline ? 0 : (long long)(deadline - now) * 1000;
+		}
+		if (pwait2) {
+			struct timespec ts = { left / 1000000000, left % 1000000000 };
+			r = flp_real.epoll_pwait2(epfd, ev, max, left < 0 ? NULL : &ts, mask);
+		} else {
+			int ms = left < 0 ? -1 : (int)((left + 999999) / 1000000);
+			r = flp_real.epoll_pwait(epfd, ev, max, ms, mask);
+		}
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return 0;
+		r = wait_fix_epoll(epfd, ev, r);
+		if (r > 0 || timeout_ns == 0)
+			return r;
+		if (timeout_ns > 0 && flp_now_us() >= deadline)
+			return 0;
+	}
+}

@@ -344,7 +344,7 @@ fl_expect_tcp() {
     [ $# -gt 0 ] || { fl_fail "fl_expect_tcp: no port to check"; return 1; }
     for port in "$@"; do
         n=$(fl_lines "$side" "$port" | grep -c .)
-        nbad=$(fl_lines "$side" "$port" | grep -cvE ' transport=tcp reason=(no-listener|peer-not-preloaded|revoked|disabled|unsupported|error-[^ ]+)( |$)')
+        nbad=$(fl_lines "$side" "$port" | grep -cvE ' transport=tcp reason=(no-listener|peer-not-preloaded|revoked(-[a-z-]+)?|disabled|unsupported|error-[^ ]+)( |$)')
         nother=$(fl_lines "$other" "$port" | grep -c .)
         if [ "$n" -ge 1 ] && [ "$nbad" = 0 ] && [ "$nother" = 0 ]; then
             reasons=$(fl_lines "$side" "$port" | grep -oE 'reason=[^ ]+' | sort | uniq -c | awk '{printf "%s x%s ", $2, $1}')
@@ -356,6 +356,39 @@ fl_expect_tcp() {
     done
     [ $bad = 1 ] && fl_show_log "$@"
     [ $bad = 0 ] && fl_say "[$FL_PHASE] $side stays TCP: $( for p in "$@"; do fl_lines "$side" "$p"; done | grep -oE 'reason=[^ ]+' | sort | uniq -c | awk '{printf "%s x%s ", $2, $1}')"
+    return $bad
+}
+
+# fl_expect_consistent PORT... — both ends preloaded where the fast path may
+# legitimately be refused (e.g. the two ends run as different users): for
+# every connection (matched by the client's source port) client and server
+# lines exist and agree on the transport, and no line reports an error-*
+# reason (a setup failure on every connection is a bug, not a fallback).
+fl_expect_consistent() {
+    local port res bad=0
+    [ $# -gt 0 ] || { fl_fail "fl_expect_consistent: no port to check"; return 1; }
+    for port in "$@"; do
+        if res=$( { fl_lines client "$port"; fl_lines server "$port"; } | awk '
+            {
+                t = $0; sub(/.* transport=/, "", t); split(t, w, " "); tr = w[1]
+                if (t ~ /reason=error-/) err++
+                # key: client source port and its n-th use (ports get reused)
+                if ($0 ~ / conn client /) { a = $0; sub(/->.*/, "", a); n = split(a, f, ":"); c[f[n], ++nci[f[n]]] = tr }
+                else { a = $0; sub(/.*<-/, "", a); sub(/ .*/, "", a); n = split(a, f, ":"); s[f[n], ++nsi[f[n]]] = tr }
+            }
+            END {
+                for (k in c) { nc++; if (!(k in s)) { miss++ } else if (c[k] != s[k]) { diff++ } else if (c[k] == "tcp") tcp++; else fast++ }
+                for (k in s) if (!(k in c)) miss++
+                printf "%d connections: %d fast, %d tcp, %d disagree, %d one-sided, %d lines error-*", nc, fast, tcp, diff, miss, err
+                exit !(nc > 0 && diff + miss + err == 0)
+            }'); then
+            fl_say "[$FL_PHASE] port $port: $res"
+        else
+            fl_fail "port $port: client and server disagree or fail: $res"
+            bad=1
+        fi
+    done
+    [ $bad = 1 ] && fl_show_log "$@"
     return $bad
 }
 
@@ -383,13 +416,14 @@ fl_end_phase() {
 fl_matrix() {
     local func=$1 setup f0
     for setup in ${FL_SETUPS:-both srv cli}; do
-        f0=$FL_FAILS
-        fl_phase "$setup"
         case $setup in
         both) SRV=pre   CLI=pre ;;
         srv)  SRV=pre   CLI=plain ;;
         cli)  SRV=plain CLI=pre ;;
+        *)    continue ;;             # a script's own extra setup
         esac
+        f0=$FL_FAILS
+        fl_phase "$setup"
         "$func"
         fl_end_phase
         if [ ${#FL_PORTS[@]} -eq 0 ]; then

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # selftest/interop/nginx.sh — unmodified nginx (master + 2 workers, sendfile
 # on, own config in a temp dir, foreground) with wrk and curl in the three
-# setups. The preloaded nginx is configured by a FASTLOOP_CONFIG file only,
-# since nginx empties its workers' environment.
+# setups, plus (as root) a fourth with nginx's default workers as "nobody"
+# (see "uid" below). The preloaded nginx is configured by a FASTLOOP_CONFIG
+# file only, since nginx empties its workers' environment.
 # Data check: wrk with keep-alive and with "Connection: close" (one TCP
 # connection per request) makes requests with no socket error and no non-2xx
 # answer; curl downloads a 10 MiB random file whose sha256 matches; the
@@ -21,8 +22,9 @@ WANT=$(fl_sha "$WWW/big.bin")
 # conf DIR PORT — write DIR/nginx.conf for 127.0.0.1:PORT.
 conf() {
     local user=
-    # as root the workers would switch to "nobody": keep one uid on both ends
-    [ "$(id -u)" = 0 ] && user="user root;"
+    # as root the workers would switch to "nobody": keep one uid on both
+    # ends, except in the "uid" setup that tests exactly that default
+    [ "$(id -u)" = 0 ] && [ "${NGINX_DEFAULT_USER:-0}" = 0 ] && user="user root;"
     mkdir -p "$1"
     cat > "$1/nginx.conf" <<EOF
 $user
@@ -84,6 +86,7 @@ scenario() {
     fl_wait_listen "$PORT" "$spid" || { cat "$dir/error.log" 2>/dev/null; return; }
     wrk_run keepalive -c 16 -d 2s
     wrk_run close -c 8 -d 1s -H 'Connection: close'
+    rm -f "$FL_TMP/$FL_PHASE.big.bin"
     code=$(fl_run "$CLI" 30 curl -sS --max-time 25 -o "$FL_TMP/$FL_PHASE.big.bin" -w '%{http_code}' "http://127.0.0.1:$PORT/big.bin")
     got=$(fl_sha "$FL_TMP/$FL_PHASE.big.bin" 2>/dev/null)
     if [ "$code" = 200 ] && [ "$got" = "$WANT" ]; then
@@ -101,4 +104,21 @@ scenario() {
 }
 
 fl_matrix scenario
+
+# Setup "uid" (root only): nginx's default, master as root and workers as
+# "nobody", both ends preloaded. The workers inherit the listener (and its
+# handshake file) from root but run as another user than the clients:
+# whether the library then uses the fast path or stays TCP, every byte must
+# arrive and both ends must agree, per connection, on what they use.
+case " ${FL_SETUPS:-uid} " in *" uid "*) UID_SETUP=1 ;; *) UID_SETUP=0 ;; esac
+if [ "$(id -u)" = 0 ] && [ $UID_SETUP = 1 ]; then
+    f0=$FL_FAILS
+    fl_phase uid
+    SRV=pre CLI=pre NGINX_DEFAULT_USER=1
+    chmod 711 "$FL_TMP"          # let "nobody" reach the document root
+    scenario
+    fl_end_phase
+    fl_expect_consistent "${FL_PORTS[@]}"
+    fl_say "[uid] $([ $FL_FAILS = "$f0" ] && echo pass || echo FAIL) in $((SECONDS - FL_PHASE_T0))s"
+fi
 fl_finish

@@ -1,0 +1,170 @@
+# bench/lib.sh — helpers shared by bench/run.sh and bench/demo.sh.
+# Sourced, not run.  Expects ROOT and TMP to be set by the caller.
+#
+# Every server is started in the background by start_server, remembered by
+# PID and stopped by that PID only (stop_server / stop_all_servers); every
+# wait is bounded; only 127.0.0.1 ports are used.
+
+LIB=${LIB:-$ROOT/build/libfastloop.so}
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+declare -A SRV_PID=()      # server name -> pid
+declare -A SRV_LOG=()      # server name -> fastloop log file ("" if plain)
+declare -A USED_PORT=()    # ports handed out in this run
+
+# fl_env ROW LOGFILE: fill the array FLENV with the environment of ROW.
+# Rows: tcp-* (plain), fl-uds / fl-shm (both ends preloaded), or
+# "plain" / "fl-uds" for one end of a mixed pair.
+fl_env() {
+    local row=$1 log=$2
+    FLENV=()
+    case $row in
+        fl-*) FLENV=(LD_PRELOAD="$LIB" FASTLOOP_TRANSPORT="${row#fl-}"
+                     FASTLOOP_LOG=info FASTLOOP_LOG_FILE="$log") ;;
+    esac
+}
+
+# port_listening PORT: true if something listens on PORT.
+port_listening() {
+    [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]
+}
+
+# port_in_use PORT: true if any TCP socket (any state) has local port PORT.
+port_in_use() {
+    [ -n "$(ss -Htan "sport = :$1" 2>/dev/null)" ]
+}
+
+# free_port: set FREE_PORT to a port below the ephemeral range (so no
+# client connection can hold it) that no socket uses and that this run has
+# not handed out yet.  Bounded number of tries.
+free_port() {
+    local p i lo
+    lo=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+    [ -z "$lo" ] || [ "$lo" -le 11000 ] && lo=32768
+    for ((i = 0; i < 500; i++)); do
+        p=$((10000 + (RANDOM * 32768 + RANDOM) % (lo - 10000)))
+        [ -n "${USED_PORT[$p]:-}" ] && continue
+        port_in_use "$p" && continue
+        USED_PORT[$p]=1
+        FREE_PORT=$p
+        return 0
+    done
+    echo "free_port: no free port found" >&2
+    return 1
+}
+
+# wait_listen PORT PID SECONDS: wait until PORT listens; fail early if PID died.
+wait_listen() {
+    local port=$1 pid=$2 secs=$3 i
+    for ((i = 0; i < secs * 20; i++)); do
+        port_listening "$port" && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+# start_server NAME ROW PORT CMD...: start CMD (with ROW's environment) in
+# the background, output in $TMP/srv-NAME.out, and wait for PORT to listen.
+start_server() {
+    local name=$1 row=$2 port=$3; shift 3
+    local log="$TMP/srv-$name.fl.log" pid
+    fl_env "$row" "$log"
+    : >"$log"
+    env "${FLENV[@]}" $PIN_SERVER "$@" >"$TMP/srv-$name.out" 2>&1 </dev/null &
+    pid=$!
+    SRV_PID[$name]=$pid
+    SRV_LOG[$name]=$log
+    if ! wait_listen "$port" "$pid" 10; then
+        echo "server $name ($*) did not listen on 127.0.0.1:$port; its output:" >&2
+        tail -n 5 "$TMP/srv-$name.out" >&2
+        stop_server "$name"
+        return 1
+    fi
+    return 0
+}
+
+# stop_server NAME: TERM, up to 3 s, then KILL; by PID only.
+stop_server() {
+    local name=$1 pid=${SRV_PID[$1]:-} i
+    [ -z "$pid" ] && return 0
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < 30; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    unset 'SRV_PID[$name]'
+    return 0
+}
+
+stop_all_servers() {
+    local n
+    for n in "${!SRV_PID[@]}"; do
+        stop_server "$n"
+    done
+}
+
+# proc_ticks PID: utime+stime of PID plus its reaped children (cutime,
+# cstime) plus utime+stime of its live children (nginx workers).
+proc_ticks() {
+    local pid=$1 total=0 c line
+    [ -r "/proc/$pid/stat" ] || { echo 0; return; }
+    line=$(cat "/proc/$pid/stat" 2>/dev/null) || { echo 0; return; }
+    line=${line##*) }
+    set -- $line
+    # after "comm) ": field 3 is state; utime is field 14 overall = $12 here
+    total=$(( ${12} + ${13} + ${14} + ${15} ))
+    for c in $(pgrep -P "$pid" 2>/dev/null); do
+        line=$(cat "/proc/$c/stat" 2>/dev/null) || continue
+        line=${line##*) }
+        set -- $line
+        total=$(( total + ${12} + ${13} ))
+    done
+    echo "$total"
+}
+
+# server_ticks NAME
+server_ticks() {
+    local pid=${SRV_PID[$1]:-}
+    [ -z "$pid" ] && { echo 0; return; }
+    proc_ticks "$pid"
+}
+
+# tcp_outsegs: the system-wide TcpOutSegs counter from /proc/net/snmp.
+tcp_outsegs() {
+    awk '/^Tcp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "OutSegs") c = i; h = 1 }
+                   else { print $c; exit } }' /proc/net/snmp
+}
+
+# count_transport FILE KIND: lines of FILE containing transport=KIND.
+count_transport() {
+    local n=0
+    [ -s "$1" ] && n=$(grep -c "transport=$2" "$1" 2>/dev/null)
+    echo "${n:-0}"
+}
+
+# maybe_enter_netns SCRIPT ARGS...: re-run SCRIPT in a private network
+# namespace with only a loopback interface (root, unshare and ip needed;
+# FASTLOOP_BENCH_NETNS=0 turns it off).  Loopback behaves as on the host
+# (the namespace starts with the host's TCP settings), no port can clash
+# with other work on the machine, and /proc/net/snmp counts only our
+# segments.  Sets NETNS_NOTE for the report.  Returns (stays here) when
+# the namespace cannot be used.
+maybe_enter_netns() {
+    NETNS_NOTE="host network namespace"
+    if [ -n "${FASTLOOP_BENCH_IN_NETNS:-}" ]; then
+        if ip link set lo up 2>/dev/null; then
+            NETNS_NOTE="private network namespace (unshare --net): TCP counters are this run's only"
+        else
+            NETNS_NOTE="private network namespace, but 'ip link set lo up' failed"
+        fi
+        return 0
+    fi
+    [ "${FASTLOOP_BENCH_NETNS:-1}" = 0 ] && return 0
+    [ "$(id -u)" -eq 0 ] || return 0
+    command -v unshare >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 || return 0
+    unshare --net true 2>/dev/null || return 0
+    export FASTLOOP_BENCH_IN_NETNS=1
+    exec unshare --net -- "$@"
+}

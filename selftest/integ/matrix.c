@@ -1,0 +1,1251 @@
+/*
+ * matrix.c — the DESIGN.md test matrix as one program of many cases.
+ *
+ *   matrix CASE            driver: spawn server and client, bounded in time
+ *   matrix CASE server FD  (internal) listen, write the port to FD, serve
+ *   matrix CASE client P   (internal) connect to port P and run the case
+ *   matrix CASE solo       (internal) cases living in one process
+ *
+ * Environment: FLP_LIB (the library), FLP_SETUP = both | plain-server |
+ * plain-client | none (which roles run preloaded).  With "both" and
+ * FASTLOOP_TRANSPORT=uds, every connection must be on the UDS path; in the
+ * other setups every connection must stay TCP.  Each role checks the
+ * kernel object behind its own fds with a raw syscall, and every byte by
+ * pattern.  Exit 0 pass, 1 fail, 77 skip.
+ */
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/select.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+
+#include "tlib.h"
+
+typedef void (*server_fn)(int lfd);
+typedef void (*client_fn)(int port);
+typedef void (*solo_fn)(void);
+
+/* ------------------------------------------------------------- echo */
+
+/* Length-prefixed echo of random sizes, 1 B .. 64 MiB. */
+static void echo_server(int lfd)
+{
+	int fd = accept(lfd, NULL, NULL);
+	static uint8_t buf[1 << 16];
+
+	CHECK(fd >= 0, "accept");
+	t_expect(fd);
+	for (;;) {
+		uint64_t n, left;
+		ssize_t r = read(fd, &n, sizeof(n));
+		if (r == 0)
+			break;
+		CHECK(r == sizeof(n), "header read %zd", r);
+		t_write_all(fd, &n, sizeof(n));
+		for (left = n; left;) {
+			size_t c = left < sizeof(buf) ? (size_t)left : sizeof(buf);
+			r = read(fd, buf, c);
+			CHECK(r > 0, "echo read");
+			t_write_all(fd, buf, (size_t)r);
+			left -= (uint64_t)r;
+		}
+	}
+	close(fd);
+}
+
+struct echo_job { int fd; uint64_t n, seed; };
+
+static void *echo_sender(void *a)
+{
+	struct echo_job *j = a;
+	t_send_stream(j->fd, j->seed, j->n);
+	return NULL;
+}
+
+static void echo_client(int port)
+{
+	static const uint64_t sizes[] = { 1, 7, 100, 1460, 4096, 65535, 65536,
+		65537, 262144, 1 << 20, (1 << 20) + 3, 16 << 20, 64 << 20 };
+	int fd = t_connect(port);
+
+	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		struct echo_job j = { fd, sizes[i], 1000 + i };
+		uint64_t back;
+		pthread_t th;
+
+		t_write_all(fd, &j.n, sizeof(j.n));
+		/* a sender thread: echo of a big message needs both ways at once */
+		CHECK(pthread_create(&th, NULL, echo_sender, &j) == 0, "thread");
+		t_read_all(fd, &back, sizeof(back));
+		CHECK(back == j.n, "echo header %llu != %llu",
+		      (unsigned long long)back, (unsigned long long)j.n);
+		t_recv_stream(fd, j.seed, j.n);
+		pthread_join(th, NULL);
+	}
+	t_expect(fd);
+	close(fd);
+}
+
+/* ----------------------------------------------------------- stream */
+
+static void stream_server(int lfd)
+{
+	int fd = accept(lfd, NULL, NULL);
+
+	CHECK(fd >= 0, "accept");
+	t_recv_stream(fd, 42, 1ull << 30);
+	t_expect(fd);
+	t_write_all(fd, "k", 1);
+	close(fd);
+}
+
+static void stream_client(int port)
+{
+	int fd = t_connect(port);
+	char c;
+
+	t_send_stream(fd, 42, 1ull << 30);
+	t_read_all(fd, &c, 1);
+	CHECK(c == 'k', "ack");
+	t_expect(fd);
+	close(fd);
+}
+
+/* --------------------------------------------- both write large at once */
+
+static void both_side(int fd, uint64_t out_seed, uint64_t in_seed)
+{
+	struct echo_job j = { fd, 32 << 20, out_seed };
+	pthread_t th;
+
+	CHECK(pthread_create(&th, NULL, echo_sender, &j) == 0, "thread");
+	/* read only after a pause: both sides' buffers fill up first */
+	usleep(100000);
+	t_recv_stream(fd, in_seed, 32 << 20);
+	pthread_join(th, NULL);
+	t_expect(fd);
+}
+
+static void both_server(int lfd)
+{
+	int fd = accept(lfd, NULL, NULL);
+	CHECK(fd >= 0, "accept");
+	both_side(fd, 2, 1);
+	close(fd);
+}
+
+static void both_client(int port)
+{
+	int fd = t_connect(port);
+	both_side(fd, 1, 2);
+	close(fd);
+}
+
+/* ------------------------------------------------------ flags and ioctl */
+
+static void flags_server(int lfd)
+{
+	int fd = accept(lfd, NULL, NULL);
+	uint8_t buf[256];
+
+	CHECK(fd >= 0, "accept");
+	t_fill(buf, sizeof(buf), 7, 0);
+	t_write_all(fd, buf, 100);
+	usleep(50000);
+	t_write_all(fd, buf + 100, 156);
+	t_read_all(fd, buf, 1);   /* wait for the client to finish */
+	t_expect(fd);
+	close(fd);
+}
+
+static void flags_client(int port)
+{
+	int fd = t_connect(port), n = 0;
+	uint8_t a[256], b[256];
+	struct iovec iov[3];
+	struct msghdr m;
+	ssize_t r;
+
+	/* nothing yet: MSG_DONTWAIT says EAGAIN (the server waits 0 s before
+	 * the first 100 bytes, so poll first to make the state exact) */
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	CHECK(poll(&p, 1, 5000) == 1, "poll for first bytes");
+	usleep(20000);
+	CHECK(ioctl(fd, FIONREAD, &n) == 0 && n == 100, "FIONREAD %d != 100", n);
+	r = recv(fd, a, 10, MSG_PEEK);
+	CHECK(r == 10, "peek %zd", r);
+	t_verify(a, 10, 7, 0);
+	r = recv(fd, a, 10, MSG_PEEK);
+	CHECK(r == 10, "peek twice");
+	t_verify(a, 10, 7, 0);
+	r = recv(fd, a, 100, MSG_DONTWAIT);
+	CHECK(r == 100, "dontwait read %zd", r);
+	t_verify(a, 100, 7, 0);
+	CHECK_ERRNO(recv(fd, a, 10, MSG_DONTWAIT), EAGAIN);
+	/* MSG_WAITALL: 156 bytes arrive 50 ms later; one call returns them all */
+	memset(&m, 0, sizeof(m));
+	iov[0] = (struct iovec){ b, 6 };
+	iov[1] = (struct iovec){ b + 6, 50 };
+	iov[2] = (struct iovec){ b + 56, 100 };
+	m.msg_iov = iov;
+	m.msg_iovlen = 3;
+	r = recvmsg(fd, &m, MSG_WAITALL);
+	CHECK(r == 156, "waitall recvmsg %zd", r);
+	t_verify(b, 156, 7, 100);
+	/* writev / sendmsg */
+	t_fill(a, 3, 8, 0);
+	iov[0] = (struct iovec){ a, 1 };
+	iov[1] = (struct iovec){ a + 1, 2 };
+	CHECK(writev(fd, iov, 2) == 3, "writev");
+	t_expect(fd);
+	close(fd);
+}
+
+/* ------------------------------------------------------------ sendfile */
+
+static void sendfile_server(int lfd)
+{
+	char path[] = "/tmp/flp-sendfile-XXXXXX";
+	int fd = accept(lfd, NULL, NULL), f = mkstemp(path);
+	static uint8_t buf[1 << 20];
+	off_t off = 0;
+
+	CHECK(fd >= 0 && f >= 0, "accept/mkstemp");
+	unlink(path);
+	for (int i = 0; i < 10; i++) {
+		t_fill(buf, sizeof(buf), 9, (uint64_t)i << 20);
+		t_write_all(f, buf, sizeof(buf));
+	}
+	while (off < (10 << 20)) {
+		ssize_t r = sendfile(fd, f, &off, (size_t)((10 << 20) - off));
+		CHECK(r > 0, "sendfile");
+	}
+	t_expect(fd);
+	close(f);
+	close(fd);
+}
+
+static void sendfile_client(int port)
+{
+	int fd = t_connect(port);
+	char c;
+
+	t_recv_stream(fd, 9, 10 << 20);
+	CHECK(read(fd, &c, 1) == 0, "EOF after file");
+	t_expect(fd);
+	close(fd);
+}
+
+/* --------------------------------------------------- readiness (poll...) */
+
+/* The server answers each 1-byte request with 1000 bytes, 200 times. */
+static void rr_server(int lfd)
+{
+	int fd = accept(lfd, NULL, NULL);
+	uint8_t buf[1000];
+	char c;
+
+	CHECK(fd >= 0, "accept");
+	for (int i = 0; i < 200; i++) {
+		t_read_all(fd, &c, 1);
+		t_fill(buf, sizeof(buf), (uint64_t)c, 0);
+		t_write_all(fd, buf, sizeof(buf));
+	}
+	CHECK(read(fd, &c, 1) == 0, "EOF");
+	t_expect(fd);
+	close(fd);
+}
+
+enum wmode { W_POLL, W_SELECT, W_EPOLL_LT, W_EPOLL_ET, W_EPOLL_ONESHOT };
+
+/* Wait for readability on a non-blocking fd in the given style. */
+static void wait_readable(int fd, int ep, enum wmode m)
+{
+	if (m == W_POLL) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		CHECK(poll(&p, 1, 10000) == 1 && (p.revents & POLLIN), "poll");
+	} else if (m == W_SELECT) {
+		fd_set r;
+		struct timeval tv = { 10, 0 };
+		FD_ZERO(&r);
+		FD_SET(fd, &r);
+		CHECK(select(fd + 1, &r, NULL, NULL, &tv) == 1 && FD_ISSET(fd, &r), "select");
+	} else {
+		struct epoll_event ev;
+		int n = epoll_wait(ep, &ev, 1, 10000);
+		CHECK(n == 1 && (ev.events & EPOLLIN) && ev.data.u64 == 0xfeed, "epoll_wait %d", n);
+		if (m == W_EPOLL_ONESHOT) {
+			ev.events = EPOLLIN | EPOLLONESHOT;
+			ev.data.u64 = 0xfeed;
+			CHECK(epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) == 0, "rearm");
+		}
+	}
+}
+
+static void rr_client_mode(int port, enum wmode m)
+{
+	int fd = t_connect_flags("127.0.0.1", port, SOCK_NONBLOCK), ep = -1;
+	uint8_t buf[1000];
+
+	if (m >= W_EPOLL_LT) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0xfeed };
+		if (m == W_EPOLL_ET) ev.events |= EPOLLET;
+		if (m == W_EPOLL_ONESHOT) ev.events |= EPOLLONESHOT;
+		ep = epoll_create1(EPOLL_CLOEXEC);
+		/* registered while the connection may still be pending */
+		CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0, "epoll_ctl");
+	}
+	/* non-blocking connect on loopback: wait for writability */
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	CHECK(poll(&p, 1, 5000) == 1, "connect completion");
+	for (int i = 0; i < 200; i++) {
+		char c = (char)(i & 0x7f);
+		size_t got = 0;
+		ssize_t r;
+
+		CHECK(write(fd, &c, 1) == 1, "request");
+		while (got < sizeof(buf)) {
+			r = read(fd, buf + got, sizeof(buf) - got);
+			if (r < 0 && errno == EAGAIN) {
+				wait_readable(fd, ep, m);
+				continue;
+			}
+			CHECK(r > 0, "read %zd", r);
+			got += (size_t)r;
+		}
+		t_verify(buf, sizeof(buf), (uint64_t)c, 0);
+	}
+	t_expect(fd);
+	if (ep >= 0)
+		close(ep);
+	close(fd);
+}
+
+static void poll_client(int port) { rr_client_mode(port, W_POLL); }
+static void select_client(int port) { rr_client_mode(port, W_SELECT); }
+static void epoll_lt_client(int port) { rr_client_mode(port, W_EPOLL_LT); }
+static void epoll_et_client(int port) { rr_client_mode(port, W_EPOLL_ET); }
+static void epoll_oneshot_client(int port) { rr_client_mode(port, W_EPOLL_ONESHOT); }
+
+/* One fd in two epoll sets; epoll_ctl from another thread during a wait. */
+struct ctl_arg { int ep, fd; };
+
+static void *late_ctl(void *a)
+{
+	struct ctl_arg *c = a;
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0xbeef };
+
+	usleep(50000);
+	CHECK(epoll_ctl(c->ep, EPOLL_CTL_ADD, c->fd, &ev) == 0, "late epoll_ctl");
+	return NULL;
+}
+
+static void epoll2_client(int port)
+{
+	int fd = t_connect(port), ep1 = epoll_create1(0), ep2 = epoll_create1(0);
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0xbeef };
+	struct ctl_arg ca = { ep2, fd };
+	uint8_t buf[1000];
+	pthread_t th;
+	int n;
+
+	CHECK(epoll_ctl(ep1, EPOLL_CTL_ADD, fd, &ev) == 0, "ctl ep1");
+	CHECK(pthread_create(&th, NULL, late_ctl, &ca) == 0, "thread");
+	/* nothing is readable until we ask: this wait sees the late ctl */
+	n = epoll_wait(ep2, &ev, 1, 300);
+	CHECK(n == 0, "ep2 early event %d", n);
+	pthread_join(th, NULL);
+	for (int i = 0; i < 200; i++) {
+		char c = (char)(i & 0x7f);
+		CHECK(write(fd, &c, 1) == 1, "request");
+		n = epoll_wait(ep1, &ev, 1, 10000);
+		CHECK(n == 1 && ev.data.u64 == 0xbeef, "ep1 %d", n);
+		n = epoll_wait(ep2, &ev, 1, 10000);
+		CHECK(n == 1 && ev.data.u64 == 0xbeef, "ep2 %d", n);
+		t_read_all(fd, buf, sizeof(buf));
+		t_verify(buf, sizeof(buf), (uint64_t)c, 0);
+	}
+	t_expect(fd);
+	close(fd);
+}
+
+/* ------------------------------------------------- non-blocking connect */
+
+static void nbconnect_client(int port)
+{
+	int fd = t_connect_flags("127.0.0.1", port, SOCK_NONBLOCK);
+	int ep = epoll_create1(0), err = -1;
+	struct epoll_event ev = { .events = EPOLLOUT, .data.fd = fd };
+	socklen_t l = sizeof(err);
+	uint8_t buf[1000];
+	char c = 5;
+
+	CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0, "ctl");
+	CHECK(epoll_wait(ep, &ev, 1, 5000) == 1 && (ev.events & EPOLLOUT), "EPOLLOUT");
+	CHECK(getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) == 0 && err == 0,
+	      "SO_ERROR %d", err);
+	int fl = fcntl(fd, F_GETFL);
+	CHECK(fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == 0, "blocking again");
+	for (int i = 0; i < 200; i++) {
+		c = (char)(i & 0x7f);
+		t_write_all(fd, &c, 1);
+		t_read_all(fd, buf, sizeof(buf));
+		t_verify(buf, sizeof(buf), (uint64_t)c, 0);
+	}
+	t_expect(fd);
+	close(ep);
+	close(fd);
+}
+
+/* ---------------------------------------------------------- shutdown */
+
+static void shut_server(int lfd)
+{
+	int fd = accept(lfd, NULL, NULL), ep = epoll_create1(0);
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
+	char c;
+
+	CHECK(fd >= 0, "accept");
+	/* client half-closes after 1 MiB: we see the data, then RDHUP + EOF */
+	CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0, "ctl");
+	t_recv_stream(fd, 11, 1 << 20);
+	CHECK(epoll_wait(ep, &ev, 1, 5000) == 1 && (ev.events & EPOLLRDHUP),
+	      "EPOLLRDHUP (events %x)", ev.events);
+	CHECK(read(fd, &c, 1) == 0, "EOF after half-close");
+	/* our direction still works */
+	t_send_stream(fd, 12, 1 << 20);
+	CHECK(shutdown(fd, SHUT_WR) == 0, "shutdown server");
+	t_expect(fd);
+	close(ep);
+	close(fd);
+}
+
+static void shut_client(int port)
+{
+	int fd = t_connect(port);
+	char c;
+
+	t_send_stream(fd, 11, 1 << 20);
+	CHECK(shutdown(fd, SHUT_WR) == 0, "shutdown");
+	CHECK_ERRNO(send(fd, "x", 1, MSG_NOSIGNAL), EPIPE);
+	t_recv_stream(fd, 12, 1 << 20);
+	CHECK(read(fd, &c, 1) == 0, "EOF");
+	t_expect(fd);
+	close(fd);
+}
+
+/* -------------------------------------------- write then close / exit */
+
+static void wclose_server(int lfd)
+{
+	for (int i = 0; i < 20; i++) {
+		int fd = accept(lfd, NULL, NULL);
+		char c;
+		CHECK(fd >= 0, "accept");
+		t_recv_stream(fd, (uint64_t)i, 100000);
+		CHECK(read(fd, &c, 1) == 0, "EOF after the data");
+		/* no transport check: a client that closes before we accept
+		 * rightly revokes its claim and delivers over TCP */
+		close(fd);
+	}
+}
+
+/* Write and close at once — and half the time leave by exit() in a
+ * child, without closing: the destructor must deliver. */
+static void wclose_client(int port)
+{
+	for (int i = 0; i < 20; i++) {
+		if (i % 2) {
+			pid_t p = fork();
+			CHECK(p >= 0, "fork");
+			if (p == 0) {
+				int fd = t_connect(port);
+				t_send_stream(fd, (uint64_t)i, 100000);
+				exit(0);
+			}
+			int st;
+			CHECK(waitpid(p, &st, 0) == p && WIFEXITED(st) && !WEXITSTATUS(st), "child");
+		} else {
+			int fd = t_connect(port);
+			t_send_stream(fd, (uint64_t)i, 100000);
+			close(fd);
+		}
+	}
+}
+
+/* ------------------------------------------------ peer killed mid-stream */
+
+static void killed_server(int lfd)
+{
+	int fd = accept(lfd, NULL, NULL);
+	static char buf[1 << 16];
+	uint64_t t0;
+	ssize_t r;
+
+	CHECK(fd >= 0, "accept");
+	t_expect(fd);
+	t0 = t_now_us();
+	/* the client kills itself after ~4 MiB; we must see EOF or a reset */
+	do
+		r = read(fd, buf, sizeof(buf));
+	while (r > 0 && t_now_us() - t0 < 10000000);
+	CHECK(r == 0 || (r < 0 && errno == ECONNRESET), "read after kill: %zd", r);
+	CHECK(t_now_us() - t0 < 5000000, "EOF not prompt");
+	close(fd);
+}
+
+static void killed_client(int port)
+{
+	pid_t p = fork();
+	int st;
+
+	CHECK(p >= 0, "fork");
+	if (p == 0) {
+		int fd = t_connect(port);
+		t_send_stream(fd, 3, 4 << 20);
+		kill(getpid(), SIGKILL);
+	}
+	CHECK(waitpid(p, &st, 0) == p && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+	      "client child status %x", st);
+}
+
+/* ------------------------------------------------------- SIGPIPE / EPIPE */
+
+static void epipe_server(int lfd)
+{
+	int fd = accept(lfd, NULL, NULL);
+	char c;
+
+	CHECK(fd >= 0, "accept");
+	t_read_all(fd, &c, 1);
+	close(fd);
+}
+
+static volatile sig_atomic_t got_pipe;
+static void on_pipe(int s) { (void)s; got_pipe = 1; }
+
+static void epipe_client(int port)
+{
+	int fd = t_connect(port);
+	uint64_t t0 = t_now_us();
+	ssize_t r = 0;
+	char c;
+
+	signal(SIGPIPE, on_pipe);
+	t_write_all(fd, "x", 1);
+	CHECK(read(fd, &c, 1) == 0, "EOF from closed server");
+	t_expect(fd);
+	/* keep writing until the closed peer is noticed; TCP needs one RST */
+	while (t_now_us() - t0 < 5000000 && (r = send(fd, "y", 1, MSG_NOSIGNAL)) > 0)
+		usleep(1000);
+	CHECK(r < 0 && (errno == EPIPE || errno == ECONNRESET), "send after close: %zd", r);
+	CHECK(!got_pipe, "SIGPIPE despite MSG_NOSIGNAL");
+	r = send(fd, "y", 1, 0);
+	CHECK(r < 0 && errno == EPIPE && got_pipe, "plain send: want EPIPE+SIGPIPE, got %zd sig %d",
+	      r, (int)got_pipe);
+	close(fd);
+}
+
+/* -------------------------------------------------- EINTR and timeouts */
+
+static void quiet_server(int lfd)
+{
+	int fd = accept(lfd, NULL, NULL);
+	char c;
+
+	CHECK(fd >= 0, "accept");
+	t_expect(fd);
+	/* stays silent until the client closes */
+	CHECK(read(fd, &c, 1) == 0, "EOF");
+	close(fd);
+}
+
+static void on_alrm(int s) { (void)s; }
+
+static void eintr_client(int port)
+{
+	int fd = t_connect(port);
+	struct sigaction sa;
+	struct itimerval it = { { 0, 0 }, { 0, 200000 } };
+	struct timeval tv = { 0, 300000 };
+	uint64_t t0;
+	char c;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alrm;      /* no SA_RESTART: the read fails */
+	sigaction(SIGALRM, &sa, NULL);
+	t0 = t_now_us();
+	setitimer(ITIMER_REAL, &it, NULL);
+	CHECK_ERRNO(read(fd, &c, 1), EINTR);
+	CHECK(t_now_us() - t0 >= 150000 && t_now_us() - t0 < 3000000, "EINTR timing");
+	/* SO_RCVTIMEO: EAGAIN after ~300 ms */
+	CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0, "rcvtimeo");
+	t0 = t_now_us();
+	CHECK_ERRNO(recv(fd, &c, 1, 0), EAGAIN);
+	CHECK(t_now_us() - t0 >= 250000 && t_now_us() - t0 < 3000000, "RCVTIMEO timing %llu",
+	      (unsigned long long)(t_now_us() - t0));
+	t_expect(fd);
+	close(fd);
+}
+
+/* -------------------------------------------------------------- dup */
+
+static void dup_client(int port)
+{
+	int fd = t_connect(port), saved_out = dup(1), d, d2;
+	uint8_t buf[1000];
+	char c = 1;
+
+	/* dup2 onto stdout and write the request through it */
+	CHECK(dup2(fd, 1) == 1, "dup2 onto stdout");
+	t_write_all(1, &c, 1);
+	t_read_all(fd, buf, sizeof(buf));
+	t_verify(buf, sizeof(buf), 1, 0);
+	CHECK(dup2(saved_out, 1) == 1, "restore stdout");
+	d = dup(fd);
+	d2 = fcntl(fd, F_DUPFD_CLOEXEC, 100);
+	CHECK(d >= 0 && d2 >= 100, "dup/F_DUPFD");
+	CHECK(dup3(d, 77, O_CLOEXEC) == 77, "dup3");
+	close(fd);   /* the others still hold the connection */
+	for (int i = 2; i < 200; i++) {
+		int w = (i % 3 == 0) ? d : (i % 3 == 1) ? d2 : 77;
+		c = (char)(i & 0x7f);
+		t_write_all(w, &c, 1);
+		t_read_all(w, buf, sizeof(buf));
+		t_verify(buf, sizeof(buf), (uint64_t)c, 0);
+	}
+	t_expect(d);
+	t_expect(d2);
+	t_expect(77);
+	close(d);
+	close(d2);
+	close(77);
+}
+
+static void dup_server(int lfd)
+{
+	/* the same protocol as rr_server but 199 requests (one shared) */
+	int fd = accept(lfd, NULL, NULL);
+	uint8_t buf[1000];
+	char c;
+
+	CHECK(fd >= 0, "accept");
+	for (int i = 0; i < 199; i++) {
+		t_read_all(fd, &c, 1);
+		t_fill(buf, sizeof(buf), (uint64_t)c, 0);
+		t_write_all(fd, buf, sizeof(buf));
+	}
+	CHECK(read(fd, &c, 1) == 0, "EOF");
+	t_expect(fd);
+	close(fd);
+}
+
+/* ------------------------------------------- fork after accept, prefork */
+
+static void serve_rr_fd(int fd, int n)
+{
+	uint8_t buf[1000];
+	char c;
+
+	for (int i = 0; i < n; i++) {
+		t_read_all(fd, &c, 1);
+		t_fill(buf, sizeof(buf), (uint64_t)c, 0);
+		t_write_all(fd, buf, sizeof(buf));
+	}
+	CHECK(read(fd, &c, 1) == 0, "EOF");
+}
+
+static void client_rr(int port, int n)
+{
+	int fd = t_connect(port);
+	uint8_t buf[1000];
+
+	for (int i = 0; i < n; i++) {
+		char c = (char)((i * 7) & 0x7f);
+		t_write_all(fd, &c, 1);
+		t_read_all(fd, buf, sizeof(buf));
+		t_verify(buf, sizeof(buf), (uint64_t)c, 0);
+	}
+	t_expect(fd);
+	close(fd);
+}
+
+static void reap_children(int n)
+{
+	for (int i = 0; i < n; i++) {
+		int st;
+		pid_t p = wait(&st);
+		CHECK(p > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		      "child %d status %x", (int)p, st);
+	}
+}
+
+static void forkserve_server(int lfd)
+{
+	for (int i = 0; i < 10; i++) {
+		int fd = accept(lfd, NULL, NULL);
+		pid_t p;
+
+		CHECK(fd >= 0, "accept");
+		p = fork();
+		CHECK(p >= 0, "fork");
+		if (p == 0) {
+			close(lfd);
+			t_expect(fd);
+			serve_rr_fd(fd, 20);
+			_exit(0);
+		}
+		close(fd);   /* parent closes; the child serves */
+	}
+	reap_children(10);
+}
+
+static void multi_client(int port)
+{
+	for (int i = 0; i < 10; i++)
+		client_rr(port, 20);
+}
+
+static void prefork_server(int lfd)
+{
+	/* 4 processes accept on one listener, 100 connections in all */
+	for (int w = 0; w < 4; w++) {
+		pid_t p = fork();
+		CHECK(p >= 0, "fork");
+		if (p == 0) {
+			for (;;) {
+				int fd = accept(lfd, NULL, NULL);
+				CHECK(fd >= 0, "accept");
+				char c;
+				t_read_all(fd, &c, 1);
+				if (c == 'q') {
+					close(fd);
+					_exit(0);
+				}
+				t_expect(fd);
+				uint8_t buf[1000];
+				t_fill(buf, sizeof(buf), (uint64_t)c, 0);
+				t_write_all(fd, buf, sizeof(buf));
+				CHECK(read(fd, &c, 1) == 0, "EOF");
+				close(fd);
+			}
+		}
+	}
+	reap_children(4);
+}
+
+static void prefork_client(int port)
+{
+	uint8_t buf[1000];
+
+	for (int i = 0; i < 100; i++) {
+		int fd = t_connect(port);
+		char c = (char)(i % 100);
+		t_write_all(fd, &c, 1);
+		t_read_all(fd, buf, sizeof(buf));
+		t_verify(buf, sizeof(buf), (uint64_t)c, 0);
+		t_expect(fd);
+		close(fd);
+	}
+	for (int i = 0; i < 4; i++) {
+		int fd = t_connect(port);
+		t_write_all(fd, "q", 1);
+		close(fd);
+	}
+}
+
+/* -------------------------------------------------------------- exec */
+
+static char *self_exe;
+
+static void exec_server(int lfd)
+{
+	int fd = accept(lfd, NULL, NULL);
+	char num[16];
+
+	CHECK(fd >= 0, "accept");
+	close(lfd);
+	snprintf(num, sizeof(num), "%d", fd);
+	/* the connection fd survives exec; the new image serves it */
+	execl(self_exe, self_exe, "exec", "served", num, (char *)NULL);
+	FAIL("exec");
+}
+
+static void exec_served(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof(ss);
+
+	t_expect(fd);
+	CHECK(getpeername(fd, (struct sockaddr *)&ss, &l) == 0 && ss.ss_family == AF_INET,
+	      "getpeername after exec: family %d", ss.ss_family);
+	serve_rr_fd(fd, 50);
+	close(fd);
+}
+
+static void exec_client(int port) { client_rr(port, 50); }
+
+/* ---------------------------------------------------- server speaks first */
+
+static void first_server(int lfd)
+{
+	uint8_t buf[100];
+
+	for (int i = 0; i < 100; i++) {
+		int fd = accept(lfd, NULL, NULL);
+		char c;
+		CHECK(fd >= 0, "accept");
+		t_fill(buf, sizeof(buf), (uint64_t)i, 0);
+		t_write_all(fd, buf, sizeof(buf));    /* greeting first */
+		t_read_all(fd, &c, 1);
+		CHECK(c == (char)i, "reply");
+		CHECK(read(fd, &c, 1) == 0, "EOF");
+		close(fd);
+	}
+}
+
+static void first_client(int port)
+{
+	uint8_t buf[100];
+	int fast = 0;
+
+	for (int i = 0; i < 100; i++) {
+		int fd = t_connect(port);
+		char c = (char)i;
+		t_read_all(fd, buf, sizeof(buf));
+		t_verify(buf, sizeof(buf), (uint64_t)i, 0);
+		t_write_all(fd, &c, 1);
+		fast += t_raw_domain(fd) == AF_UNIX;
+		close(fd);
+	}
+	if (t_expect_fast())
+		CHECK(fast >= 99, "server-speaks-first: only %d of 100 on the fast path", fast);
+	else
+		CHECK(fast == 0, "%d connections took the fast path", fast);
+}
+
+/* ------------------------------------------------- names and options */
+
+static void names_check(int fd, int family, bool server)
+{
+	struct sockaddr_storage a, b;
+	socklen_t la = sizeof(a), lb = sizeof(b), l;
+	struct tcp_info ti;
+	int v;
+
+	CHECK(getsockname(fd, (struct sockaddr *)&a, &la) == 0 && a.ss_family == family,
+	      "getsockname family %d", a.ss_family);
+	CHECK(getpeername(fd, (struct sockaddr *)&b, &lb) == 0 && b.ss_family == family,
+	      "getpeername family %d", b.ss_family);
+	l = sizeof(v);
+	CHECK(getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &l) == 0 && v == SOCK_STREAM, "SO_TYPE");
+	l = sizeof(v);
+	CHECK(getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &l) == 0 && v == family, "SO_DOMAIN %d", v);
+	l = sizeof(v);
+	CHECK(getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &l) == 0 && v == IPPROTO_TCP, "SO_PROTOCOL");
+	l = sizeof(v);
+	CHECK(getsockopt(fd, SOL_SOCKET, SO_ERROR, &v, &l) == 0 && v == 0, "SO_ERROR");
+	l = sizeof(ti);
+	CHECK(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) == 0 &&
+	      ti.tcpi_state == 1 /* TCP_ESTABLISHED */, "TCP_INFO state %d", ti.tcpi_state);
+	l = sizeof(v);
+	CHECK(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &l) == 0 && v == (server ? 0 : 1),
+	      "TCP_NODELAY %d", v);
+	v = 1;
+	CHECK(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v)) == 0, "set NODELAY");
+	l = sizeof(v);
+	CHECK(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &l) == 0 && v == 1, "NODELAY now 1");
+}
+
+static void names_server(int lfd)
+{
+	int fd = accept(lfd, NULL, NULL);
+	struct sockaddr_in peer;
+	socklen_t l = sizeof(peer);
+	char c;
+
+	CHECK(fd >= 0, "accept");
+	t_read_all(fd, &c, 1);
+	names_check(fd, AF_INET, true);
+	CHECK(getpeername(fd, (struct sockaddr *)&peer, &l) == 0, "peer");
+	/* tell the client which port we see for it: it must match its own */
+	uint16_t p = ntohs(peer.sin_port);
+	t_write_all(fd, &p, sizeof(p));
+	t_expect(fd);
+	CHECK(read(fd, &c, 1) == 0, "EOF");
+	close(fd);
+}
+
+static void names_client(int port)
+{
+	int fd = t_connect(port), one = 1;
+	struct sockaddr_in me, peer;
+	socklen_t l = sizeof(me);
+	uint16_t seen;
+
+	/* set before the switch: must still be reported after it */
+	CHECK(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0, "nodelay");
+	t_write_all(fd, "n", 1);
+	t_read_all(fd, &seen, sizeof(seen));
+	names_check(fd, AF_INET, false);
+	CHECK(getsockname(fd, (struct sockaddr *)&me, &l) == 0 && ntohs(me.sin_port) == seen,
+	      "server sees port %u, we are %u", seen, ntohs(me.sin_port));
+	l = sizeof(peer);
+	CHECK(getpeername(fd, (struct sockaddr *)&peer, &l) == 0 && ntohs(peer.sin_port) == port &&
+	      peer.sin_addr.s_addr == htonl(INADDR_LOOPBACK), "getpeername");
+	t_expect(fd);
+	close(fd);
+}
+
+/* ------------------------------------------------------------ IPv6 */
+
+static void v6_client(int port)
+{
+	/* the server listens on [::] (dual stack): ::1 and 127.0.0.1 both */
+	static const char *const addrs[] = { "::1", "127.0.0.1", "::ffff:127.0.0.1" };
+
+	for (int k = 0; k < 3; k++) {
+		int fd = t_connect_flags(addrs[k], port, 0);
+		uint8_t buf[1000];
+		char c = (char)k;
+		t_write_all(fd, &c, 1);
+		t_read_all(fd, buf, sizeof(buf));
+		t_verify(buf, sizeof(buf), (uint64_t)c, 0);
+		t_expect(fd);
+		close(fd);
+	}
+}
+
+static void v6_server(int lfd)
+{
+	for (int k = 0; k < 3; k++) {
+		int fd = accept(lfd, NULL, NULL);
+		CHECK(fd >= 0, "accept");
+		t_expect(fd);
+		serve_rr_fd(fd, 1);
+		close(fd);
+	}
+}
+
+/* ----------------------------------- many sequential short connections */
+
+static int n_many(void)
+{
+	const char *e = getenv("FLP_MANY");
+	return e ? atoi(e) : 100000;
+}
+
+static void many_server(int lfd)
+{
+	int n = n_many();
+
+	for (int i = 0; i < n; i++) {
+		int fd = accept(lfd, NULL, NULL);
+		char c;
+		CHECK(fd >= 0, "accept %d", i);
+		t_read_all(fd, &c, 1);
+		t_write_all(fd, &c, 1);
+		close(fd);
+	}
+}
+
+static int count_dir(const char *d)
+{
+	char cmd[512];
+	int n = -1;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "ls -A '%s' 2>/dev/null | wc -l", d);
+	if ((f = popen(cmd, "r"))) {
+		if (fscanf(f, "%d", &n) != 1)
+			n = -1;
+		pclose(f);
+	}
+	return n;
+}
+
+static void many_client(int port)
+{
+	int n = n_many(), fds0 = -1, fast = 0;
+	const char *dir = getenv("FASTLOOP_DIR");
+	int files0 = dir ? count_dir(dir) : 0;
+	struct rusage ru0, ru1;
+
+	getrusage(RUSAGE_SELF, &ru0);
+	for (int i = 0; i < n; i++) {
+		int fd = t_connect(port);
+		char c = (char)i;
+		t_write_all(fd, &c, 1);
+		t_read_all(fd, &c, 1);
+		CHECK(c == (char)i, "reply %d", i);
+		fast += t_raw_domain(fd) == AF_UNIX;
+		close(fd);
+		if (i == 100)
+			fds0 = t_count_fds();
+	}
+	getrusage(RUSAGE_SELF, &ru1);
+	CHECK(t_count_fds() == fds0, "fd leak: %d fds after, %d at connection 100",
+	      t_count_fds(), fds0);
+	CHECK(!dir || count_dir(dir) == files0, "registry files %d -> %d", files0, count_dir(dir));
+	/* memory: max RSS may not grow by more than 8 MiB over the run */
+	CHECK(ru1.ru_maxrss - ru0.ru_maxrss < 8192, "max RSS grew by %ld KiB",
+	      ru1.ru_maxrss - ru0.ru_maxrss);
+	if (t_expect_fast())
+		CHECK(fast == n, "only %d of %d connections fast", fast, n);
+	else
+		CHECK(fast == 0, "%d fast connections", fast);
+}
+
+/* -------------------------------------------- idle connection: ~0 CPU */
+
+static void idle_server(int lfd)
+{
+	int fd = accept(lfd, NULL, NULL);
+	struct rusage a, b;
+	char c;
+
+	CHECK(fd >= 0, "accept");
+	getrusage(RUSAGE_SELF, &a);
+	t_read_all(fd, &c, 1);    /* the client waits a second first */
+	getrusage(RUSAGE_SELF, &b);
+	long us = (b.ru_utime.tv_sec - a.ru_utime.tv_sec) * 1000000L +
+		  (b.ru_utime.tv_usec - a.ru_utime.tv_usec) +
+		  (b.ru_stime.tv_sec - a.ru_stime.tv_sec) * 1000000L +
+		  (b.ru_stime.tv_usec - a.ru_stime.tv_usec);
+	CHECK(us < 50000, "idle server burned %ld us of CPU in 1 s", us);
+	t_expect(fd);
+	close(fd);
+}
+
+static void idle_client(int port)
+{
+	int fd = t_connect(port);
+
+	sleep(1);
+	t_write_all(fd, "i", 1);
+	t_expect(fd);
+	close(fd);
+}
+
+/* ------------------------------------------------ one process, threads */
+
+static int solo_port;
+static int solo_lfd;
+
+static void *solo_server_thread(void *a)
+{
+	(void)a;
+	int fd = accept(solo_lfd, NULL, NULL);
+	CHECK(fd >= 0, "accept");
+	t_expect(fd);
+	serve_rr_fd(fd, 100);
+	close(fd);
+	return NULL;
+}
+
+static void threads_solo(void)
+{
+	pthread_t th;
+
+	solo_lfd = t_listen("127.0.0.1", &solo_port);
+	CHECK(pthread_create(&th, NULL, solo_server_thread, NULL) == 0, "thread");
+	client_rr(solo_port, 100);
+	pthread_join(th, NULL);
+	close(solo_lfd);
+
+	/* connect, send, then accept — all in one thread */
+	int lfd = t_listen("127.0.0.1", &solo_port);
+	for (int i = 0; i < 20; i++) {
+		int c = t_connect(solo_port), s;
+		uint8_t buf[5000];
+		t_fill(buf, sizeof(buf), (uint64_t)i, 0);
+		t_write_all(c, buf, sizeof(buf));
+		s = accept(lfd, NULL, NULL);
+		CHECK(s >= 0, "accept");
+		memset(buf, 0, sizeof(buf));
+		t_read_all(s, buf, sizeof(buf));
+		t_verify(buf, sizeof(buf), (uint64_t)i, 0);
+		t_write_all(s, buf, 10);
+		t_read_all(c, buf, 10);
+		t_verify(buf, 10, (uint64_t)i, 0);
+		t_expect(c);
+		t_expect(s);
+		close(c);
+		close(s);
+	}
+	close(lfd);
+}
+
+/* ---------------------------------------------------------- the table */
+
+struct tcase {
+	const char *name;
+	server_fn server;
+	client_fn client;
+	solo_fn solo;
+	const char *listen_addr;
+};
+
+static const struct tcase cases[] = {
+	{ "echo", echo_server, echo_client, NULL, "127.0.0.1" },
+	{ "stream1g", stream_server, stream_client, NULL, "127.0.0.1" },
+	{ "bothwrite", both_server, both_client, NULL, "127.0.0.1" },
+	{ "flags", flags_server, flags_client, NULL, "127.0.0.1" },
+	{ "sendfile", sendfile_server, sendfile_client, NULL, "127.0.0.1" },
+	{ "poll", rr_server, poll_client, NULL, "127.0.0.1" },
+	{ "select", rr_server, select_client, NULL, "127.0.0.1" },
+	{ "epoll-lt", rr_server, epoll_lt_client, NULL, "127.0.0.1" },
+	{ "epoll-et", rr_server, epoll_et_client, NULL, "127.0.0.1" },
+	{ "epoll-oneshot", rr_server, epoll_oneshot_client, NULL, "127.0.0.1" },
+	{ "epoll-two-sets", rr_server, epoll2_client, NULL, "127.0.0.1" },
+	{ "nbconnect", rr_server, nbconnect_client, NULL, "127.0.0.1" },
+	{ "shutdown", shut_server, shut_client, NULL, "127.0.0.1" },
+	{ "write-close", wclose_server, wclose_client, NULL, "127.0.0.1" },
+	{ "peer-killed", killed_server, killed_client, NULL, "127.0.0.1" },
+	{ "epipe", epipe_server, epipe_client, NULL, "127.0.0.1" },
+	{ "eintr-timeout", quiet_server, eintr_client, NULL, "127.0.0.1" },
+	{ "dup", dup_server, dup_client, NULL, "127.0.0.1" },
+	{ "fork-after-accept", forkserve_server, multi_client, NULL, "127.0.0.1" },
+	{ "prefork", prefork_server, prefork_client, NULL, "127.0.0.1" },
+	{ "exec", exec_server, exec_client, NULL, "127.0.0.1" },
+	{ "server-first", first_server, first_client, NULL, "127.0.0.1" },
+	{ "names", names_server, names_client, NULL, "127.0.0.1" },
+	{ "ipv6", v6_server, v6_client, NULL, "::" },
+	{ "many", many_server, many_client, NULL, "127.0.0.1" },
+	{ "idle", idle_server, idle_client, NULL, "127.0.0.1" },
+	{ "threads", NULL, NULL, threads_solo, NULL },
+};
+
+static const struct tcase *find_case(const char *n)
+{
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (!strcmp(cases[i].name, n))
+			return &cases[i];
+	return NULL;
+}
+
+/* Start a role as a copy of ourselves, preloaded or not. */
+static pid_t spawn(const char *cname, const char *role, const char *arg, bool preload,
+		   int keep_fd)
+{
+	pid_t p = fork();
+
+	CHECK(p >= 0, "fork");
+	if (p == 0) {
+		const char *lib = getenv("FLP_LIB");
+		if (preload && lib)
+			setenv("LD_PRELOAD", lib, 1);
+		else
+			unsetenv("LD_PRELOAD");
+		(void)keep_fd;
+		execl(self_exe, self_exe, cname, role, arg, (char *)NULL);
+		_exit(127);
+	}
+	return p;
+}
+
+static int wait_role(pid_t p, const char *what)
+{
+	int st;
+
+	CHECK(waitpid(p, &st, 0) == p, "waitpid %s", what);
+	if (WIFSIGNALED(st)) {
+		fprintf(stderr, "FAIL [%s] %s killed by signal %d\n", t_case, what, WTERMSIG(st));
+		return 1;
+	}
+	return WEXITSTATUS(st);
+}
+
+static void on_timeout(int s)
+{
+	(void)s;
+	static const char m[] = "FAIL: time bound exceeded\n";
+	if (write(2, m, sizeof(m) - 1) < 0) {
+		/* nothing more to say */
+	}
+	kill(0, SIGKILL);
+	_exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	const struct tcase *tc;
+	const char *setup = getenv("FLP_SETUP");
+	bool pre_server, pre_client;
+	char port[16], fdarg[16];
+	int pfd[2], rs, rc, p = 0;
+	pid_t ps, pc;
+
+	self_exe = realpath("/proc/self/exe", NULL);
+	if (argc < 2 || !(tc = find_case(argv[1]))) {
+		fprintf(stderr, "usage: matrix CASE; cases:");
+		for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+			fprintf(stderr, " %s", cases[i].name);
+		fprintf(stderr, "\n");
+		return 2;
+	}
+	t_case = tc->name;
+	if (argc >= 4 && !strcmp(argv[2], "server")) {
+		int w = atoi(argv[3]);
+		t_role = "server";
+		int lfd = t_listen(tc->listen_addr, &p);
+		CHECK(write(w, &p, sizeof(p)) == sizeof(p), "port pipe");
+		close(w);
+		tc->server(lfd);
+		return 0;
+	}
+	if (argc >= 4 && !strcmp(argv[2], "client")) {
+		t_role = "client";
+		tc->client(atoi(argv[3]));
+		return 0;
+	}
+	if (argc >= 4 && !strcmp(argv[2], "served")) {
+		t_role = "exec-image";
+		exec_served(atoi(argv[3]));
+		return 0;
+	}
+	if (argc >= 3 && !strcmp(argv[2], "solo")) {
+		t_role = "solo";
+		tc->solo();
+		return 0;
+	}
+
+	/* driver */
+	if (!setup)
+		setup = "both";
+	pre_server = !strcmp(setup, "both") || !strcmp(setup, "plain-client");
+	pre_client = !strcmp(setup, "both") || !strcmp(setup, "plain-server");
+	setpgid(0, 0);
+	signal(SIGALRM, on_timeout);
+	alarm(getenv("FLP_TIMEOUT") ? (unsigned)atoi(getenv("FLP_TIMEOUT")) : 120);
+	if (tc->solo) {
+		if (!pre_server || !pre_client) {
+			printf("skip: %s runs in one process; setup %s does not apply\n", tc->name, setup);
+			return 77;
+		}
+		pc = spawn(tc->name, "solo", "", true, -1);
+		return wait_role(pc, "solo") ? 1 : 0;
+	}
+	CHECK(pipe(pfd) == 0, "pipe");
+	snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
+	ps = spawn(tc->name, "server", fdarg, pre_server, pfd[1]);
+	close(pfd[1]);
+	if (read(pfd[0], &p, sizeof(p)) != sizeof(p)) {
+		wait_role(ps, "server");
+		FAIL("server did not start");
+	}
+	close(pfd[0]);
+	snprintf(port, sizeof(port), "%d", p);
+	pc = spawn(tc->name, "client", port, pre_client, -1);
+	rc = wait_role(pc, "client");
+	if (rc) {
+		kill(ps, SIGKILL);
+		wait_role(ps, "server");
+		return 1;
+	}
+	rs = wait_role(ps, "server");
+	return rs ? 1 : 0;
+}

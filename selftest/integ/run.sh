@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Run the integration matrix: every case under each setup.
+#   both/uds      both ends preloaded, FASTLOOP_TRANSPORT=uds: must be fast
+#   both/off      both preloaded, FASTLOOP_TRANSPORT=off: pure pass-through
+#   plain-server  client preloaded, server not: must stay TCP
+#   plain-client  server preloaded, client not: must stay TCP
+# Usage: run.sh [CASE...]   (env BUILD, default build)
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+build=${BUILD:-build}
+case $build in /*) ;; *) build=$top/$build ;; esac
+bin=$build/selftest/integ/matrix
+export FLP_LIB=$build/libfastloop.so
+[ -x "$bin" ] && [ -r "$FLP_LIB" ] || { echo "integ: build first (make)"; exit 1; }
+cases=("$@")
+if [ ${#cases[@]} -eq 0 ]; then
+    cases=($("$bin" 2>&1 | sed -n 's/.*cases://p'))
+fi
+pass=0 fail=0 skip=0
+work=$(mktemp -d /tmp/flp-integ.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+for c in "${cases[@]}"; do
+    for setup in both/uds both/off plain-server plain-client; do
+        dir=$work/reg-$c-${setup//\//-}
+        mkdir -m 700 "$dir"
+        log=$work/log-$c-${setup//\//-}
+        tr=uds; expect=tcp
+        case $setup in
+            both/uds) s=both; expect=uds ;;
+            both/off) s=both; tr=off ;;
+            *) s=$setup ;;
+        esac
+        many=100000
+        [ "$setup" = both/uds ] || many=3000
+        [ "$c" = stream1g ] && [ "$setup" != both/uds ] && [ "$setup" != both/off ] && continue
+        t0=$(date +%s.%N)
+        FLP_SETUP=$s FLP_EXPECT=$expect FASTLOOP_TRANSPORT=$tr FASTLOOP_DIR=$dir \
+            FASTLOOP_LOG=info FASTLOOP_LOG_FILE=$log FLP_MANY=$many \
+            timeout -k 5 300 "$bin" "$c" >"$work/out" 2>&1
+        rc=$?
+        t=$(echo "$(date +%s.%N) - $t0" | bc)
+        case $rc in
+            0) pass=$((pass + 1)); printf 'PASS %-20s %-14s %6.2fs\n' "$c" "$setup" "$t" ;;
+            77) skip=$((skip + 1)); printf 'SKIP %-20s %-14s %s\n' "$c" "$setup" "$(tail -1 "$work/out")" ;;
+            *) fail=$((fail + 1)); printf 'FAIL %-20s %-14s %6.2fs (rc %d)\n' "$c" "$setup" "$t" "$rc"
+               sed 's/^/    | /' "$work/out" | tail -20
+               [ -f "$log" ] && grep -v 'transport=uds$' "$log" | tail -5 | sed 's/^/    log| /' ;;
+        esac
+        # nothing may be left in the registry once all processes are gone
+        if [ "$(ls -A "$dir" | wc -l)" -ne 0 ] && [ $rc -eq 0 ]; then
+            echo "FAIL $c $setup: registry not empty: $(ls "$dir")"; fail=$((fail + 1))
+        fi
+    done
+done
+echo "integ: $pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ]
