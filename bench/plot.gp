@@ -4,7 +4,8 @@
 # the PNGs), title.
 #
 # 1. <out>-bw.png: bandwidth vs transfer size, log x and y, one line per
-#    transport today, the paper's three as dashed lines (like its Fig. 1).
+#    transport today, the paper's three as dashed lines (like its Fig. 1);
+#    fastloop points whose connection fell back to TCP are left out.
 # 2. <out>-lat.png: sockperf ping-pong latency percentiles per message size,
 #    one panel per percentile, one line per row.
 
@@ -49,6 +50,7 @@ if (nl > 0) {
     set xlabel "message size (bytes)"
     set ylabel "µs"
     set format y "%g"
+    set xrange [10:100000]
     set xtics ("16" 16, "64" 64, "256" 256, "1K" 1024, "4K" 4096, "16K" 16384, "64K" 65536)
     set key inside left top
     stats f50 using 1 nooutput

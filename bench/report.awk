@@ -324,7 +324,8 @@ function bwdat(    i, r, line, k, any) {
 		any = 0
 		for (r = 1; r <= nr; r++) {
 			k = "xfer " szb[i] SUBSEP "Mbps" SUBSEP rid[r]
-			if (k in m) {
+			# a fastloop point that fell back to TCP is not plotted
+			if ((k in m) && mark(i, r) == "") {
 				line = line "\t" m[k]
 				any = 1
 			} else

@@ -4,10 +4,23 @@
 FLP_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 {
 	struct flp_sock *s = flp_enter(fd);
+	ssize_t r;
 
+	if (flp_is_fast(s) && m && m->msg_name) {
+		/* TCP reports no source address; a UDS would report its own */
+		void *name = m->msg_name;
+		m->msg_name = NULL;
+		r = flp_real.recvmsg(fd, m, flags);
+		m->msg_name = name;
+		m->msg_namelen = 0;
+		return r;
+	}
 	if (!flp_slow(s))
 		return flp_real.recvmsg(fd, m, flags);
-	return flp_ret(io_recvmsg(fd, s, m, flags));
+	r = flp_ret(io_recvmsg(fd, s, m, flags));
+	if (r >= 0 && m && m->msg_name)
+		m->msg_namelen = 0;
+	return r;
 }
 
 static ssize_t recv_buf(int fd, struct flp_sock *s, void *buf, size_t len,

@@ -8,6 +8,14 @@ FLP_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 {
 	struct flp_sock *s = flp_enter(fd);
 
+	if (flp_is_fast(s) && m && m->msg_name) {
+		/* TCP ignores a destination on a connected socket; a UDS
+		 * would fail with EISCONN */
+		struct msghdr c = *m;
+		c.msg_name = NULL;
+		c.msg_namelen = 0;
+		return flp_real.sendmsg(fd, &c, flags);
+	}
 	if (!flp_slow(s))
 		return flp_real.sendmsg(fd, m, flags);
 	return flp_ret(io_sendmsg(fd, s, m, flags));
@@ -37,6 +45,8 @@ FLP_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 {
 	struct flp_sock *s = flp_enter(fd);
 
+	if (flp_is_fast(s))
+		return flp_real.send(fd, buf, len, flags);
 	if (!flp_slow(s))
 		return flp_real.sendto(fd, buf, len, flags, sa, sl);
 	return send_buf(fd, s, buf, len, flags);

@@ -31,7 +31,9 @@ void cfg_defaults(struct flp_cfg *c)
 	c->log_level = FLP_LOG_WARN;
 	c->retain = 256 * 1024;
 	c->accept_wait_us = 200;
-	snprintf(c->dir, sizeof(c->dir), "/dev/shm/fastloop-%u", (unsigned)getuid());
+	c->decide_wait_us = 50000;
+	c->spin_us = 50;
+	snprintf(c->dir, sizeof(c->dir), "/dev/shm/fastloop-%u", (unsigned)geteuid());
 }
 
 static int set_long(const char *val, long lo, long hi, long *out)
@@ -39,16 +41,28 @@ static int set_long(const char *val, long lo, long hi, long *out)
 	char *end;
 	long v;
 
+	long mul = 1;
+
 	errno = 0;
 	v = strtol(val, &end, 0);
-	if (errno || end == val)
+	if (end == val)
 		return -EINVAL;
+	if (errno == ERANGE)
+		return -ERANGE;
 	/* allow K/M suffixes for sizes */
-	if (*end == 'k' || *end == 'K') { v *= 1024; end++; }
-	else if (*end == 'm' || *end == 'M') { v *= 1024 * 1024; end++; }
+	if (*end == 'k' || *end == 'K')
+		mul = 1024, end++;
+	else if (*end == 'm' || *end == 'M')
+		mul = 1024 * 1024, end++;
 	while (isspace((unsigned char)*end))
 		end++;
-	if (*end || v < lo || v > hi)
+	if (*end)
+		return -EINVAL;
+	/* range-check before multiplying: no overflow */
+	if (v < lo / mul || v > hi / mul)
+		return -ERANGE;
+	v *= mul;
+	if (v < lo || v > hi)
 		return -ERANGE;
 	*out = v;
 	return 0;
@@ -87,18 +101,14 @@ int cfg_set(struct flp_cfg *c, const char *key, const char *val)
 		return set_enum(val, tr_names, 4, &c->transport);
 	if (!strcasecmp(key, "log")) {
 		r = set_enum(val, lvl_names, 5, &c->log_level);
-		if (r < 0 && !strcmp(val, "err"))
+		if (r < 0 && !strcasecmp(val, "err"))
 			c->log_level = FLP_LOG_ERR, r = 0;
 		return r;
 	}
 	if (!strcasecmp(key, "log_file"))
 		return set_path(val, c->log_file, sizeof(c->log_file));
-	if (!strcasecmp(key, "dir")) {
-		r = set_path(val, c->dir, sizeof(c->dir));
-		if (!r && !*val)
-			return -EINVAL;
-		return r;
-	}
+	if (!strcasecmp(key, "dir"))
+		return *val ? set_path(val, c->dir, sizeof(c->dir)) : -EINVAL;
 	if (!strcasecmp(key, "retain")) {
 		r = set_long(val, 0, 64L << 20, &v);
 		if (!r)
@@ -109,6 +119,18 @@ int cfg_set(struct flp_cfg *c, const char *key, const char *val)
 		r = set_long(val, 0, 100000, &v);
 		if (!r)
 			c->accept_wait_us = (int)v;
+		return r;
+	}
+	if (!strcasecmp(key, "spin_us")) {
+		r = set_long(val, 0, 1000000, &v);
+		if (!r)
+			c->spin_us = (int)v;
+		return r;
+	}
+	if (!strcasecmp(key, "decide_wait_us")) {
+		r = set_long(val, 0, 10000000, &v);
+		if (!r)
+			c->decide_wait_us = (int)v;
 		return r;
 	}
 	return -ENOENT;
@@ -173,6 +195,8 @@ static const struct { const char *env, *key; } env_keys[] = {
 	{ "FASTLOOP_DIR", "dir" },
 	{ "FASTLOOP_RETAIN", "retain" },
 	{ "FASTLOOP_ACCEPT_WAIT_US", "accept_wait_us" },
+	{ "FASTLOOP_DECIDE_WAIT_US", "decide_wait_us" },
+	{ "FASTLOOP_SPIN_US", "spin_us" },
 };
 
 /*

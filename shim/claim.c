@@ -17,6 +17,7 @@
  */
 #include <sched.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "flp.h"
 
@@ -32,17 +33,16 @@ static bool cas(struct reg_slot *s, uint64_t old, uint64_t new)
 			memory_order_acq_rel, memory_order_acquire);
 }
 
-static void store(struct reg_slot *s, uint64_t v)
-{
-	atomic_store_explicit(&s->sw, v, memory_order_release);
-}
 
 /* A slot whose client died without releasing it may be reused. */
 static bool slot_dead(struct reg_slot *s, uint32_t st)
 {
 	if (st == SLOT_FREE)
 		return true;
-	if (st == SLOT_ADOPTING)  /* the server is mid-CAS; never steal */
+	/* ADOPTING: a server is mid-way; BUSY: a client owns the slot but its
+	 * pid is not written yet (a client dying in that window of a few
+	 * instructions leaks the slot — documented) */
+	if (st == SLOT_ADOPTING || st == SLOT_BUSY)
 		return false;
 	return !flp_pid_alive(s->client_pid, s->client_start);
 }
@@ -72,12 +72,14 @@ int claim_announce(struct reg_map *m, const struct reg_addr *dst,
 				continue;
 			s->client_pid = flp_pid;
 			s->client_start = flp_start;
+			s->client_uid = geteuid();
 			s->server_pid = 0;
 			memset(&s->cli, 0, sizeof(s->cli));
 			s->srv = *dst;
 			memcpy(s->uds_name, uds, uds_len);
 			s->uds_len = uds_len;
-			store(s, claim_sw(g, SLOT_ANNOUNCED));
+			if (!cas(s, claim_sw(g, SLOT_BUSY), claim_sw(g, SLOT_ANNOUNCED)))
+				continue;       /* never happens: BUSY is not reclaimed */
 			*gen = g;
 			return (int)idx;
 		}
@@ -92,6 +94,9 @@ void claim_fill(struct reg_map *m, int slot, uint32_t gen,
 	struct reg_slot *s = &m->slots[slot];
 	uint64_t sw = claim_sw(gen, SLOT_ANNOUNCED);
 
+	/* only the owner of this generation may write the key */
+	if (load(s) != sw)
+		return;
 	s->cli = *cli;
 	/* release: cli is visible before OPEN; pairs with load() in claim_find */
 	cas(s, sw, claim_sw(gen, SLOT_OPEN));

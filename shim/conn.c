@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/un.h>
 #include <linux/close_range.h>
@@ -65,6 +66,35 @@ static void log_tcp_fd(int fd, bool server, const char *reason)
 	flp_real.getsockname(fd, (struct sockaddr *)&tmp.local, &tmp.local_len);
 	flp_real.getpeername(fd, (struct sockaddr *)&tmp.peer, &tmp.peer_len);
 	log_conn(&tmp, "tcp", reason);
+}
+
+static struct flp_sock *pend_head;
+
+struct flp_sock *conn_pending_first(void)
+{
+	return pend_head;
+}
+
+/* Change s's kind, keeping the PENDING list right.  Caller holds flp_mu. */
+static void set_kind(struct flp_sock *s, int kind)
+{
+	if (kind == SK_PENDING && !s->on_pend) {
+		s->pend_prev = NULL;
+		s->pend_next = pend_head;
+		if (pend_head)
+			pend_head->pend_prev = s;
+		pend_head = s;
+		s->on_pend = true;
+	} else if (kind != SK_PENDING && s->on_pend) {
+		if (s->pend_prev)
+			s->pend_prev->pend_next = s->pend_next;
+		else
+			pend_head = s->pend_next;
+		if (s->pend_next)
+			s->pend_next->pend_prev = s->pend_prev;
+		s->on_pend = false;
+	}
+	s->kind = kind;
 }
 
 /* Is fd a TCP socket (AF_INET/AF_INET6, SOCK_STREAM, protocol TCP)? */
@@ -272,7 +302,9 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	claim_fill(m, slot, gen, &cli);
 
 	pthread_mutex_lock(&flp_mu);
-	s = sock_new(SK_PENDING);
+	s = sock_new(SK_NONE);
+	if (s)
+		set_kind(s, SK_PENDING);
 	if (!s) {
 		pthread_mutex_unlock(&flp_mu);
 		claim_revoke(m, slot, gen);
@@ -377,6 +409,7 @@ static void to_tcp(struct flp_sock *s, const char *reason)
 	log_conn(s, "tcp", reason);
 	ep_restore(s);
 	drop_claim(s);
+	set_kind(s, SK_NONE);
 	for (int i = s->nfds - 1; i >= 0; i--)
 		last = fdt_detach(s->fds[i]);
 	if (last)
@@ -425,21 +458,20 @@ static void client_switch(struct flp_sock *s)
 	int32_t adopter = s->map->slots[s->slot].server_pid;
 	int u, r;
 
+	/* the doorbell is never data: drain it first (also so that closing
+	 * TCP sends FIN, not RST); after TAKEN the server sends nothing else */
+	flp_real.recv(s->fds[0], junk, sizeof(junk), MSG_DONTWAIT);
 	u = flp_real.accept4(s->rdv_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (u < 0) {
 		r = -errno;
 		goto err;
 	}
 	if (flp_real.getsockopt(u, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
-	    cr.uid != getuid() || cr.pid != adopter) {
+	    cr.uid != geteuid() || cr.pid != adopter) {
 		flp_real.close(u);
 		r = -EACCES;
 		goto err;
 	}
-	/* the doorbell: drained so that closing TCP sends FIN, not RST */
-	for (int i = 0; i < 8; i++)
-		if (flp_real.recv(s->fds[0], junk, sizeof(junk), MSG_DONTWAIT) <= 0)
-			break;
 	if (s->retained_len) {
 		int sb = 0;
 		socklen_t sbl = sizeof(sb);
@@ -461,7 +493,7 @@ static void client_switch(struct flp_sock *s)
 	if ((r = swap_in(s, u)) < 0)
 		goto err;
 	drop_claim(s);
-	s->kind = SK_FAST;
+	set_kind(s, SK_FAST);
 	log_conn(s, "uds", NULL);
 	return;
 err:
@@ -476,12 +508,9 @@ err:
  * process).  Caller holds flp_mu. */
 static struct flp_sock *find_local_client(uint64_t ino, int slot, uint32_t gen)
 {
-	for (int fd = 0; fd < fdt_max(); fd++) {
-		struct flp_sock *c = fdt_get(fd);
-		if (c && c->kind == SK_PENDING && c->map && c->map->ino == ino &&
-		    c->slot == slot && c->gen == gen)
+	for (struct flp_sock *c = pend_head; c; c = c->pend_next)
+		if (c->map && c->map->ino == ino && c->slot == slot && c->gen == gen)
 			return c;
-	}
 	return NULL;
 }
 
@@ -501,6 +530,12 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 	if (!claim_begin_adopt(s->map, idx, sw))
 		return 0;
 	client_pid = sl->client_pid;
+	if (sl->client_uid != geteuid()) {
+		/* e.g. nginx: a root client, a worker that dropped to nobody;
+		 * the client would refuse our UDS (SO_PEERCRED): stay TCP */
+		claim_end_adopt(s->map, idx, gen, false);
+		return -EPERM;
+	}
 	n = sl->uds_len;
 	memset(&un, 0, sizeof(un));
 	un.sun_family = AF_UNIX;
@@ -554,7 +589,7 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 	s->hidden_tcp = flp_hide_fd(hid, s);
 	if (s->hidden_tcp < 0)
 		s->hidden_tcp = hid;
-	s->kind = SK_FAST;
+	set_kind(s, SK_FAST);
 	log_conn(s, "uds", NULL);
 	if (client_pid == flp_pid) {
 		/* the client is us: switch it now, or a thread that connects,
@@ -584,7 +619,7 @@ static bool try_adopt(struct flp_sock *s, int wait_us, bool *pending)
 	if (addr_to_reg((struct sockaddr *)&s->peer, s->peer_len, &cli) < 0 ||
 	    addr_to_reg((struct sockaddr *)&s->local, s->local_len, &srv) < 0)
 		return false;
-	for (int spins = 0; spins < 100000; spins++) {
+	for (;;) {
 		idx = claim_find(s->map, &cli, &srv, &sw, pending);
 		if (idx >= 0) {
 			r = adopt(s, idx, sw);
@@ -607,8 +642,14 @@ static bool try_adopt(struct flp_sock *s, int wait_us, bool *pending)
 		else if (flp_now_us() - t0 >= (uint64_t)wait_us)
 			return false;
 		/* the client is between connect() and filling its port;
-		 * on a shared core it needs the CPU to get there */
-		sched_yield();
+		 * on a shared core it needs the CPU to get there: yield, and
+		 * past the first 200 us sleep rather than spin */
+		if (flp_now_us() - t0 < 200) {
+			sched_yield();
+		} else {
+			struct timespec ts = { 0, 20000 };
+			nanosleep(&ts, NULL);
+		}
 	}
 	return false;
 }
@@ -684,7 +725,10 @@ int conn_settle(int fd, struct flp_sock *s, bool force)
 
 	(void)fd;
 	if (s->kind == SK_UNDECIDED) {
-		if (!try_adopt(s, force ? 5 * flp_cfg.accept_wait_us : 0, &pending) &&
+		/* a claim announced but not filled is a client between its
+		 * connect() and the next instruction: only preemption keeps it
+		 * there, so waiting for it (while it is pending) is short */
+		if (!try_adopt(s, force ? flp_cfg.decide_wait_us : 0, &pending) &&
 		    s->kind == SK_UNDECIDED && (force || !pending))
 			to_tcp(s, "peer-not-preloaded");
 		return 0;
@@ -755,7 +799,10 @@ void conn_at_exit(void)
 /* Release what s holds once its last fd is gone.  Caller holds flp_mu. */
 static void teardown(struct flp_sock *s)
 {
-	switch (s->kind) {
+	int kind = s->kind;
+
+	set_kind(s, SK_NONE);
+	switch (kind) {
 	case SK_LISTENER:
 		if (s->map)
 			reg_unpublish(s->map);

@@ -61,6 +61,8 @@ struct flp_sock *sock_new(int kind)
 	else if (!(s = malloc(sizeof(*s))))
 		return NULL;
 	memset(s, 0, sizeof(*s));
+	s->fds = s->fds_inline;
+	s->fds_cap = SOCK_MAX_FDS;
 	pthread_mutex_init(&s->mu, NULL);
 	s->kind = kind;
 	s->rdv_fd = -1;
@@ -73,6 +75,9 @@ void sock_free(struct flp_sock *s)
 {
 	free(s->retained);
 	s->retained = NULL;
+	if (s->fds != s->fds_inline)
+		free(s->fds);
+	s->fds = s->fds_inline;
 	s->kind = SK_NONE;
 	s->free_next = free_list;
 	free_list = s;
@@ -83,8 +88,18 @@ void fdt_attach(int fd, struct flp_sock *s)
 {
 	if (fd < 0 || fd >= tab_len)
 		return;
-	if (s->nfds < SOCK_MAX_FDS)
-		s->fds[s->nfds++] = fd;
+	if (s->nfds == s->fds_cap) {
+		int cap = 2 * s->fds_cap;
+		int *n = malloc((size_t)cap * sizeof(*n));
+		if (!n)
+			return;   /* the fd stays untracked: passed through */
+		memcpy(n, s->fds, (size_t)s->nfds * sizeof(*n));
+		if (s->fds != s->fds_inline)
+			free(s->fds);
+		s->fds = n;
+		s->fds_cap = cap;
+	}
+	s->fds[s->nfds++] = fd;
 	atomic_store_explicit(&tab[fd], s, memory_order_release);
 }
 

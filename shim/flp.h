@@ -114,6 +114,8 @@ struct flp_cfg {
 	bool dir_from_user;     /* set explicitly: skip ownership checks? no */
 	size_t retain;          /* bytes a PENDING client keeps for re-send */
 	int accept_wait_us;     /* how long accept waits for an unfilled claim */
+	int decide_wait_us;     /* ... and the first data call, before TCP */
+	int spin_us;            /* a pending client spins this long for TAKEN */
 	bool setuid;            /* environment ignored */
 };
 
@@ -183,11 +185,12 @@ struct reg_slot {
 	int32_t client_pid;
 	int32_t server_pid;     /* the adopter, checked against SO_PEERCRED */
 	uint64_t client_start;  /* client's start time, for liveness */
+	uint32_t client_uid;    /* a server of another uid does not adopt */
 	struct reg_addr cli;    /* the client's end (port 0 while ANNOUNCED) */
 	struct reg_addr srv;    /* the address the client connected to */
 	uint8_t uds_len;        /* abstract UDS name of the client's rendezvous */
 	char uds_name[REG_UDS_MAX];
-	uint8_t pad[128 - 8 - 4 - 4 - 8 - 20 - 20 - 1 - REG_UDS_MAX];
+	uint8_t pad[128 - 8 - 4 - 4 - 8 - 4 - 20 - 20 - 1 - REG_UDS_MAX];
 };
 
 struct reg_hdr {
@@ -290,8 +293,9 @@ struct flp_sock {
 	int kind;
 	bool server;
 	pthread_mutex_t mu;             /* serialises state changes */
-	int fds[SOCK_MAX_FDS];          /* the app's fd numbers for this socket */
-	int nfds;
+	int *fds;                       /* the app's fd numbers for this socket */
+	int nfds, fds_cap;
+	int fds_inline[SOCK_MAX_FDS];
 	struct sockaddr_storage local, peer;
 	socklen_t local_len, peer_len;
 	/* claim (PENDING / UNDECIDED) */
@@ -311,6 +315,9 @@ struct flp_sock {
 	/* SK_HIDDEN: whose it is */
 	struct flp_sock *owner;
 	struct flp_sock *free_next;
+	/* list of PENDING clients (conn.c), for epoll fix-ups and local adopts */
+	struct flp_sock *pend_next, *pend_prev;
+	bool on_pend;
 };
 
 int fdt_init(void) FLP_HIDDEN;
@@ -328,6 +335,7 @@ int flp_hide_fd(int fd, struct flp_sock *owner) FLP_HIDDEN;
 void flp_close_hidden(struct flp_sock *s, int *fdp) FLP_HIDDEN;
 
 int conn_listen(int fd, int backlog) FLP_HIDDEN;
+struct flp_sock *conn_pending_first(void) FLP_HIDDEN;
 int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	FLP_HIDDEN;
 int conn_accept(int lfd, struct sockaddr *sa, socklen_t *len, int flags)

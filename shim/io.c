@@ -12,6 +12,7 @@
  */
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,41 +65,85 @@ static void advance(struct iovec **iov, size_t *niov, size_t n)
 	}
 }
 
+/* Spin up to cfg spin_us while our claim is open or being adopted;
+ * true if it changed (settle again).  Yields, so a server sharing our
+ * core gets to run. */
+static bool spin_for_take(int fd)
+{
+	struct flp_sock *s = fdt_get(fd);
+	uint64_t t0;
+
+	if (!s || s->kind != SK_PENDING || !flp_cfg.spin_us || !s->map)
+		return false;
+	t0 = flp_now_us();
+	do {
+		uint32_t st = claim_poll(s->map, s->slot, s->gen);
+		if (st != SLOT_OPEN && st != SLOT_ANNOUNCED && st != SLOT_ADOPTING)
+			return true;
+		sched_yield();
+	} while (flp_now_us() - t0 < (uint64_t)flp_cfg.spin_us && fdt_get(fd) == s &&
+		 s->kind == SK_PENDING);
+	return false;
+}
+
 /* Settle s under the lock; returns whether the fd is still not final. */
-static bool still_slow(int fd, bool decide_server, size_t want)
+static bool still_slow(int fd)
 {
 	struct flp_sock *s = fdt_get(fd);
 
-	if (flp_slow(s)) {
-		conn_settle(fd, s, decide_server && s->kind == SK_UNDECIDED);
-		s = fdt_get(fd);
-		if (flp_slow(s) && s->kind == SK_PENDING &&
-		    s->retained_len + want > conn_retain_max())
-			conn_settle(fd, s, true);
-	}
+	if (flp_slow(s))
+		conn_settle(fd, s, s->kind == SK_UNDECIDED);
 	return flp_slow(fdt_get(fd));
 }
 
+/* At most max bytes of an iovec array, into out (same capacity). */
+static size_t iov_trim(const struct iovec *iov, size_t niov, size_t max,
+		       struct iovec *out)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < niov && max; i++) {
+		out[k] = iov[i];
+		if (out[k].iov_len > max)
+			out[k].iov_len = max;
+		max -= out[k].iov_len;
+		k++;
+	}
+	return k;
+}
+
+/*
+ * Send on a not-final socket.  A PENDING client sends over TCP without
+ * blocking and keeps a copy of every byte sent.  When the copy reaches the
+ * bound it first waits a while for the server to adopt (a sender that
+ * starts at once would otherwise always lose the fast path), then revokes
+ * its claim and goes on as plain TCP.
+ */
 ssize_t io_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flags)
 {
-	struct iovec local[16], *iov = local, *base;
-	struct msghdr cur = *m;
-	size_t niov = m->msg_iovlen, total, done = 0;
+	size_t niov = m->msg_iovlen, total, done = 0, cap = niov ? niov : 1;
 	bool nb = (flags & MSG_DONTWAIT) || fd_nonblock(fd);
+	struct iovec *iov, *base, *lim;
+	struct msghdr cur = *m;
+	uint64_t full_since = 0;
 	ssize_t r;
 	int e;
 
 	(void)s;
 	if (niov > IOV_MAX)
 		return -EMSGSIZE;
-	if (niov > 16 && !(iov = malloc(niov * sizeof(*iov))))
+	if (!(base = malloc(2 * cap * sizeof(*iov))))
 		return -ENOMEM;
-	base = iov;
+	iov = base;
+	lim = base + cap;
 	memcpy(iov, m->msg_iov, niov * sizeof(*iov));
 	total = iov_total(iov, niov);
 	for (;;) {
+		struct flp_sock *p;
+		size_t room;
+
 		pthread_mutex_lock(&flp_mu);
-		if (!still_slow(fd, true, total - done)) {
+		if (!still_slow(fd)) {
 			pthread_mutex_unlock(&flp_mu);
 			cur.msg_iov = iov;
 			cur.msg_iovlen = niov;
@@ -107,21 +152,40 @@ ssize_t io_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flags
 			r = r < 0 ? (done ? (ssize_t)done : -e) : (ssize_t)done + r;
 			break;
 		}
-		cur.msg_iov = iov;
-		cur.msg_iovlen = niov;
+		p = fdt_get(fd);
+		room = conn_retain_max() - (p->kind == SK_PENDING ? p->retained_len : 0);
+		if (p->kind == SK_PENDING && room == 0) {
+			uint64_t limit = nb ? 2000 : (uint64_t)flp_cfg.decide_wait_us;
+			if (!full_since)
+				full_since = flp_now_us();
+			if (flp_now_us() - full_since >= limit)
+				conn_settle(fd, p, true);   /* revoke (or switch) */
+			pthread_mutex_unlock(&flp_mu);
+			if (flp_now_us() - full_since < limit && !spin_for_take(fd)) {
+				struct pollfd q = { .fd = fd, .events = POLLIN };
+				flp_real.poll(&q, 1, 1);
+			}
+			continue;
+		}
+		cur.msg_iov = lim;
+		cur.msg_iovlen = iov_trim(iov, niov, room, lim);
 		r = flp_real.sendmsg(fd, &cur, flags | MSG_DONTWAIT);
 		e = errno;
 		if (r > 0) {
-			struct flp_sock *p = fdt_get(fd);
-			if (retain(p, iov, niov, (size_t)r) < 0) {
-				/* cannot keep a copy: this connection stays TCP */
-				conn_settle(fd, p, true);
-			}
+			if (retain(p, lim, cur.msg_iovlen, (size_t)r) < 0)
+				conn_settle(fd, p, true);  /* no copy: stay TCP */
 			advance(&iov, &niov, (size_t)r);
 			done += (size_t)r;
 		}
 		pthread_mutex_unlock(&flp_mu);
 		if (r < 0 && e != EAGAIN) {
+			/* a TCP error while pending: an adopting server's TCP end
+			 * may be gone (it exec()ed); settling decides */
+			if (e == EPIPE || e == ECONNRESET) {
+				conn_settle_fd(fd, true);
+				if (!flp_slow(fdt_get(fd)))
+					continue;
+			}
 			r = done ? (ssize_t)done : -e;
 			break;
 		}
@@ -129,19 +193,20 @@ ssize_t io_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flags
 			r = (ssize_t)done;
 			break;
 		}
-		if (nb) {
+		if (nb && r < 0) {
 			r = -EAGAIN;
 			break;
 		}
-		/* room on TCP, or the doorbell / the server's data */
-		struct pollfd p = { .fd = fd, .events = POLLOUT | POLLIN };
-		if (flp_real.poll(&p, 1, 100) < 0 && errno == EINTR) {
-			r = done ? (ssize_t)done : -EINTR;
-			break;
+		if (r < 0) {
+			/* room on TCP, or the doorbell / the server's data */
+			struct pollfd q = { .fd = fd, .events = POLLOUT | POLLIN };
+			if (flp_real.poll(&q, 1, 100) < 0 && errno == EINTR) {
+				r = done ? (ssize_t)done : -EINTR;
+				break;
+			}
 		}
 	}
-	if (base != local)
-		free(base);
+	free(base);
 	return r;
 }
 
@@ -153,7 +218,7 @@ ssize_t io_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 	(void)s;
 	for (int i = 0; i < 1000000; i++) {
 		pthread_mutex_lock(&flp_mu);
-		if (!still_slow(fd, true, 0)) {
+		if (!still_slow(fd)) {
 			pthread_mutex_unlock(&flp_mu);
 			r = flp_real.recvmsg(fd, m, flags);
 			return r < 0 ? -errno : r;
@@ -161,6 +226,11 @@ ssize_t io_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 		pthread_mutex_unlock(&flp_mu);
 		if ((flags & MSG_DONTWAIT) || fd_nonblock(fd))
 			return -EAGAIN;
+		/* the server is usually a few microseconds from adopting: a
+		 * short spin lets us switch without being woken by the
+		 * doorbell (a sleeping wakeup costs ~20 us here) */
+		if (i == 0 && spin_for_take(fd))
+			continue;
 		/* wait in the kernel for the doorbell, data or EOF */
 		r = flp_real.recv(fd, &b, 1, MSG_PEEK);
 		if (r < 0 && (errno == EINTR || errno == EAGAIN))

@@ -104,7 +104,7 @@ int reg_dir_init(void)
 			 flp_cfg.dir, strerror(-r));
 		return r;
 	}
-	r = reg_dir_check(flp_cfg.dir, getuid());
+	r = reg_dir_check(flp_cfg.dir, geteuid());
 	if (r < 0) {
 		FLP_WARN("registry %s: %s; fast path disabled", flp_cfg.dir,
 			 r == -EPERM ? "not owned by this user or accessible to others"
@@ -198,7 +198,7 @@ int reg_publish(const struct reg_addr *bound, bool v6only, struct reg_map **out)
 	m->hdr->slot_size = sizeof(struct reg_slot);
 	m->hdr->nslots = REG_NSLOTS;
 	m->hdr->owner_pid = flp_pid;
-	m->hdr->owner_uid = getuid();
+	m->hdr->owner_uid = geteuid();
 	m->hdr->owner_start = flp_start;
 	m->hdr->netns = flp_netns;
 	m->hdr->bound = *bound;
@@ -318,7 +318,7 @@ static struct reg_map *open_file(const char *name)
 	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return NULL;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != getuid() ||
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
 	    (size_t)st.st_size != REG_FILE_SIZE) {
 		FLP_DBG("ignoring %s: not a handshake file of ours", name);
 		flp_real.close(fd);
@@ -337,7 +337,7 @@ static struct reg_map *open_file(const char *name)
 	}
 	m->ino = st.st_ino;
 	snprintf(m->name, sizeof(m->name), "%s", name);
-	r = reg_validate(m->hdr, st.st_size, getuid());
+	r = reg_validate(m->hdr, st.st_size, geteuid());
 	if (r < 0) {
 		/* a corrupted file of a dead owner is swept; a live one ignored */
 		FLP_DBG("ignoring %s: %s", name, strerror(-r));

@@ -71,6 +71,7 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 {
 	uint64_t deadline = timeout_ms > 0 ? flp_now_us() + (uint64_t)timeout_ms * 1000 : 0;
 	short small[64], *orig = small;
+	bool psmall[64], *pend = psmall;
 	bool any = false;
 	int r = 0;
 
@@ -82,25 +83,33 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 		r = flp_real.ppoll(pfd, n, timeout_ms < 0 ? NULL : &ts, mask);
 		return r < 0 ? -errno : r;
 	}
-	if (n > 64 && !(orig = malloc(n * sizeof(*orig))))
-		return -ENOMEM;
+	if (n > 64) {
+		orig = malloc(n * sizeof(*orig));
+		pend = malloc(n * sizeof(*pend));
+		if (!orig || !pend) {
+			free(orig);
+			free(pend);
+			return -ENOMEM;
+		}
+	}
 	for (int round = 0; round < 1000000; round++) {
 		int ms = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : remaining_ms(deadline);
 		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
 		for (nfds_t i = 0; i < n; i++) {
 			orig[i] = pfd[i].events;
-			if (pfd[i].fd >= 0 && is_pending(pfd[i].fd))
+			pend[i] = pfd[i].fd >= 0 && is_pending(pfd[i].fd);
+			if (pend[i])
 				pfd[i].events |= POLLIN;
 		}
 		r = flp_real.ppoll(pfd, n, ms < 0 ? NULL : &ts, mask);
 		if (r < 0)
 			r = -errno;
 		for (nfds_t i = 0; i < n; i++) {
-			bool was = pfd[i].fd >= 0 && pfd[i].events != orig[i];
-
+			/* any event on a pending client may be the doorbell,
+			 * which is not readiness the app can use */
 			pfd[i].events = orig[i];
-			if (r <= 0 || !was || !pfd[i].revents)
+			if (r <= 0 || !pend[i] || !pfd[i].revents)
 				continue;
 			if (!settle_fd(pfd[i].fd, false)) {
 				/* switched or TCP now: ask the new fd */
@@ -119,8 +128,10 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 		if (r || (timeout_ms >= 0 && remaining_ms(deadline) == 0))
 			break;
 	}
-	if (orig != small)
+	if (orig != small) {
 		free(orig);
+		free(pend);
+	}
 	return r;
 }
 
@@ -250,12 +261,7 @@ int wait_fix_epoll(int epfd, struct epoll_event *ev, int r)
 		struct sock_epreg reg;
 		bool found = false;
 
-		for (int fd = 0; fd < fdt_max() && !found; fd++) {
-			/* PENDING entries are few; their fds are found by scan
-			 * only while some registration is pending */
-			s = fdt_get(fd);
-			if (!s || s->kind != SK_PENDING)
-				continue;
+		for (s = conn_pending_first(); s && !found; s = s->pend_next)
 			for (int i = 0; i < s->nep; i++)
 				if (s->ep[i].epfd == epfd &&
 				    s->ep[i].ev.data.u64 == ev[k].data.u64) {
@@ -263,7 +269,10 @@ int wait_fix_epoll(int epfd, struct epoll_event *ev, int r)
 					found = true;
 					break;
 				}
-		}
+		if (found)
+			s = fdt_get(reg.fd);
+		if (found && !s)
+			found = false;
 		if (!found) {
 			ev[out++] = ev[k];
 			continue;

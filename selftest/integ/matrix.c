@@ -989,7 +989,8 @@ static void many_client(int port)
 	getrusage(RUSAGE_SELF, &ru1);
 	CHECK(t_count_fds() == fds0, "fd leak: %d fds after, %d at connection 100",
 	      t_count_fds(), fds0);
-	CHECK(!dir || count_dir(dir) == files0, "registry files %d -> %d", files0, count_dir(dir));
+	/* the server's own file may be gone already; nothing may be added */
+	CHECK(!dir || count_dir(dir) <= files0, "registry files %d -> %d", files0, count_dir(dir));
 	/* memory: max RSS may not grow by more than 8 MiB over the run */
 	CHECK(ru1.ru_maxrss - ru0.ru_maxrss < 8192, "max RSS grew by %ld KiB",
 	      ru1.ru_maxrss - ru0.ru_maxrss);

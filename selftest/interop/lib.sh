@@ -14,7 +14,8 @@
 #   . "$(dirname "$0")/lib.sh"
 #   fl_init NAME                       # temp dirs, private FASTLOOP_DIR, traps
 #   fl_need iperf3                     # or skip (77) when missing and not root
-#   scenario() { ... uses $SRV $CLI $FL_PORT $FL_LOG ... }
+#   scenario() { fl_newport PORT; fl_bg NAME "$SRV" server...;
+#                fl_run "$CLI" SECS client...; check the data; }
 #   fl_matrix scenario                 # runs both/srv/cli + log assertions
 #   fl_finish                          # exit 0 or 1
 #
@@ -23,6 +24,8 @@
 #   FASTLOOP_TRANSPORT  transport asked of preloaded processes (default uds);
 #                       the fast-path assertion expects it in the log (auto
 #                       accepts any transport other than tcp)
+#   FL_SETUPS           setups to run (default "both srv cli"; nginx.sh also
+#                       knows "uid"), e.g. FL_SETUPS=both to reproduce one
 #   FL_KEEP=1           keep the temp dir (its path is printed) for debugging
 #   FL_VERBOSE=1        print every passed check too
 

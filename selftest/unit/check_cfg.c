@@ -14,7 +14,8 @@ static char tdir[256];
 
 static const char *const env_vars[] = {
 	"FASTLOOP_TRANSPORT", "FASTLOOP_LOG", "FASTLOOP_LOG_FILE", "FASTLOOP_DIR",
-	"FASTLOOP_RETAIN", "FASTLOOP_ACCEPT_WAIT_US", "FASTLOOP_CONFIG",
+	"FASTLOOP_RETAIN", "FASTLOOP_ACCEPT_WAIT_US", "FASTLOOP_DECIDE_WAIT_US",
+	"FASTLOOP_CONFIG",
 };
 
 static void clear_env(void)
@@ -56,7 +57,6 @@ static void set_fails(const char *key, const char *val, int err)
 	struct flp_cfg before;
 
 	memcpy(&before, &c, sizeof(c));
-
 	ck_assert_msg(cfg_set(&c, key, val) == err, "%s = \"%s\": expected %d",
 		      key, val, err);
 	ck_assert_msg(!memcmp(&before, &c, sizeof(c)),
@@ -72,6 +72,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(c.log_level, FLP_LOG_WARN);
 	ck_assert_uint_eq(c.retain, 256 * 1024);
 	ck_assert_int_eq(c.accept_wait_us, 200);
+	ck_assert_int_eq(c.decide_wait_us, 50000);
 	ck_assert_str_eq(c.dir, dir);
 	ck_assert_str_eq(c.log_file, "");
 	ck_assert(!c.setuid);
@@ -170,6 +171,22 @@ START_TEST(test_accept_wait)
 	set_fails("accept_wait_us", "1M", -ERANGE);
 	set_fails("accept_wait_us", "soon", -EINVAL);
 	ck_assert_int_eq(c.accept_wait_us, 50);
+}
+END_TEST
+
+START_TEST(test_decide_wait)
+{
+	ck_assert_int_eq(cfg_set(&c, "decide_wait_us", "0"), 0);
+	ck_assert_int_eq(c.decide_wait_us, 0);
+	ck_assert_int_eq(cfg_set(&c, "decide_wait_us", "10000000"), 0);
+	ck_assert_int_eq(c.decide_wait_us, 10000000);
+	ck_assert_int_eq(cfg_set(&c, "Decide_Wait_Us", "2K"), 0);
+	ck_assert_int_eq(c.decide_wait_us, 2048);
+	set_fails("decide_wait_us", "10000001", -ERANGE);
+	set_fails("decide_wait_us", "-1", -ERANGE);
+	set_fails("decide_wait_us", "10M", -ERANGE);
+	set_fails("decide_wait_us", "never", -EINVAL);
+	ck_assert_int_eq(c.decide_wait_us, 2048);
 }
 END_TEST
 
@@ -283,6 +300,7 @@ START_TEST(test_env)
 	setenv("FASTLOOP_DIR", "/tmp/fl-env", 1);
 	setenv("FASTLOOP_RETAIN", "1M", 1);
 	setenv("FASTLOOP_ACCEPT_WAIT_US", "1000", 1);
+	setenv("FASTLOOP_DECIDE_WAIT_US", "7000", 1);
 	cfg_load_env(&c);
 	ck_assert(!c.setuid);
 	ck_assert_int_eq(c.transport, FLP_TR_UDS);
@@ -291,6 +309,7 @@ START_TEST(test_env)
 	ck_assert_str_eq(c.dir, "/tmp/fl-env");
 	ck_assert_uint_eq(c.retain, 1u << 20);
 	ck_assert_int_eq(c.accept_wait_us, 1000);
+	ck_assert_int_eq(c.decide_wait_us, 7000);
 }
 END_TEST
 
@@ -299,12 +318,12 @@ START_TEST(test_env_bad_values_keep_defaults)
 	struct flp_cfg before;
 
 	memcpy(&before, &c, sizeof(c));
-
 	setenv("FASTLOOP_TRANSPORT", "warp", 1);
 	setenv("FASTLOOP_LOG", "chatty", 1);
 	setenv("FASTLOOP_DIR", "relative", 1);
 	setenv("FASTLOOP_RETAIN", "1G", 1);
 	setenv("FASTLOOP_ACCEPT_WAIT_US", "x", 1);
+	setenv("FASTLOOP_DECIDE_WAIT_US", "-3", 1);
 	setenv("FASTLOOP_LOG_FILE", "rel.log", 1);
 	cfg_load_env(&c);
 	ck_assert(!memcmp(&before, &c, sizeof(c)));
@@ -318,6 +337,7 @@ START_TEST(test_env_overrides_file)
 		"retain = 32K\n"
 		"log = info\n"
 		"accept_wait_us = 300\n"
+		"decide_wait_us = 400\n"
 		"dir = /tmp/fl-file\n");
 
 	setenv("FASTLOOP_CONFIG", p, 1);
@@ -330,6 +350,7 @@ START_TEST(test_env_overrides_file)
 	ck_assert_int_eq(c.log_level, FLP_LOG_ERR);
 	ck_assert_uint_eq(c.retain, 32 * 1024);
 	ck_assert_int_eq(c.accept_wait_us, 300);
+	ck_assert_int_eq(c.decide_wait_us, 400);
 	ck_assert_str_eq(c.dir, "/tmp/fl-env");
 }
 END_TEST
@@ -356,7 +377,7 @@ END_TEST
  * value before cfg_set rejects the empty string, so dir = "" returns
  * -EINVAL but leaves dir empty instead of keeping the old value.
  */
-START_TEST(bug_dir_empty_clobbers)
+START_TEST(regress_dir_empty_clobbers)
 {
 	ck_assert_int_eq(cfg_set(&c, "dir", "/tmp/keep"), 0);
 	set_fails("dir", "", -EINVAL);
@@ -370,7 +391,7 @@ END_TEST
  * exactly 1 MiB and is accepted.  Also a strtol overflow is reported as
  * -EINVAL rather than -ERANGE.
  */
-START_TEST(bug_retain_suffix_overflow)
+START_TEST(regress_retain_suffix_overflow)
 {
 	set_fails("retain", "17592186044417M", -ERANGE);
 	set_fails("retain", "99999999999999999999", -ERANGE);
@@ -381,7 +402,7 @@ END_TEST
  * KNOWN ENGINE BUG (shim/cfg.c, set_long): trailing garbage after a
  * number ("12abc", "5 K") is reported as -ERANGE, not -EINVAL.
  */
-START_TEST(bug_retain_trailing_garbage)
+START_TEST(regress_retain_trailing_garbage)
 {
 	set_fails("retain", "12abc", -EINVAL);
 	set_fails("retain", "5 K", -EINVAL);
@@ -401,6 +422,7 @@ Suite *cfg_suite(void)
 	tcase_add_test(tc, test_log_level);
 	tcase_add_test(tc, test_retain);
 	tcase_add_test(tc, test_accept_wait);
+	tcase_add_test(tc, test_decide_wait);
 	tcase_add_test(tc, test_dir);
 	tcase_add_test(tc, test_log_file);
 	tcase_add_test(tc, test_unknown_key);
@@ -419,13 +441,13 @@ Suite *cfg_suite(void)
 	tcase_add_test(te, test_env_config_missing_or_empty);
 	suite_add_tcase(s, te);
 
-	if (tu_known_bugs()) {
-		TCase *tb = tcase_create("known_bugs");
+	{
+		TCase *tb = tcase_create("regressions");
 
 		tcase_add_checked_fixture(tb, setup, teardown);
-		tcase_add_test(tb, bug_dir_empty_clobbers);
-		tcase_add_test(tb, bug_retain_suffix_overflow);
-		tcase_add_test(tb, bug_retain_trailing_garbage);
+		tcase_add_test(tb, regress_dir_empty_clobbers);
+		tcase_add_test(tb, regress_retain_suffix_overflow);
+		tcase_add_test(tb, regress_retain_trailing_garbage);
 		suite_add_tcase(s, tb);
 	}
 	return s;

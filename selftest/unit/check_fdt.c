@@ -216,7 +216,7 @@ END_TEST
  * maps to it; after sock_free the fd refers to a recycled entry.  Nine
  * dup()s of one socket by the app are enough.
  */
-START_TEST(bug_ninth_fd_dangles)
+START_TEST(regress_ninth_fd_dangles)
 {
 	struct flp_sock *s = sock_new(SK_FAST);
 	int i, n = SOCK_MAX_FDS + 1;
@@ -247,11 +247,11 @@ Suite *fdt_suite(void)
 	tcase_add_test(tc, test_max_fds);
 	suite_add_tcase(s, tc);
 
-	if (tu_known_bugs()) {
-		TCase *tb = tcase_create("known_bugs");
+	{
+		TCase *tb = tcase_create("regressions");
 
 		tcase_add_checked_fixture(tb, setup, teardown);
-		tcase_add_test(tb, bug_ninth_fd_dangles);
+		tcase_add_test(tb, regress_ninth_fd_dangles);
 		suite_add_tcase(s, tb);
 	}
 	return s;

@@ -4,9 +4,11 @@
  * The engine is linked as a static library without the exported hooks, so
  * the runner does by hand what the library constructor would: resolve
  * libc, set defaults (quiet unless FASTLOOP_LOG is set), build the fd
- * table, learn who we are.  Verbosity comes from CK_VERBOSITY (CK_ENV);
- * TAP goes to CK_TAP_LOG_FILE_NAME when set.  The last line is
- * "N passed, N failed"; the exit status is non-zero if anything failed.
+ * table, learn who we are.  Test directories go under one temporary
+ * root, removed at the end even when tests failed.  Verbosity comes from
+ * CK_VERBOSITY (CK_ENV); TAP goes to CK_TAP_LOG_FILE_NAME when set.  The
+ * last line is "N passed, N failed"; the exit status is non-zero if
+ * anything failed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +36,10 @@ int main(void)
 	}
 	flp_pid = getpid();
 	flp_start = flp_proc_start(flp_pid);
+	if (tu_root_init() < 0) {
+		perror("mkdtemp");
+		return EXIT_FAILURE;
+	}
 
 	sr = srunner_create(cfg_suite());
 	srunner_add_suite(sr, reg_suite());
@@ -42,13 +48,12 @@ int main(void)
 	srunner_add_suite(sr, addr_suite());
 	if (tap && *tap)
 		srunner_set_tap(sr, tap);
-	if (tu_known_bugs())
-		printf("FASTLOOP_UNIT_KNOWN_BUGS set: running tests of open engine bugs\n");
 
 	srunner_run_all(sr, CK_ENV);
 	run = srunner_ntests_run(sr);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	tu_root_remove();
 	printf("%d passed, %d failed\n", run - failed, failed);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

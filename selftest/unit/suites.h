@@ -2,9 +2,8 @@
  * suites.h — the Check suites of the unit runner (main.c) and the few
  * helpers they share (tutil.c).
  *
- * Tests that expose a known engine bug are added only when the environment
- * has FASTLOOP_UNIT_KNOWN_BUGS=1, so that the default run stays green
- * while the bug is open; each one says which bug it shows.
+ * The "regressions" test cases pin engine bugs found by these suites and
+ * since fixed; each says which bug it shows.
  */
 #ifndef FLP_UNIT_SUITES_H
 #define FLP_UNIT_SUITES_H
@@ -23,7 +22,10 @@ Suite *claim_suite(void);
 Suite *fdt_suite(void);
 Suite *addr_suite(void);
 
-/* Create a private (0700) temporary directory; path into buf. */
+/* The runner's root for test directories: made first, removed last. */
+int tu_root_init(void);
+void tu_root_remove(void);
+/* Create a private (0700) directory under the root; path into buf. */
 void tu_mkdtemp(char *buf, size_t len);
 /* Remove a directory tree made by a test (files, subdirs, symlinks). */
 void tu_rmtree(const char *dir);
@@ -36,7 +38,6 @@ struct reg_addr tu_addr(const char *ip, uint16_t port);
 /* Is ip assigned to an interface here (checked without the engine)? */
 bool tu_is_assigned(const char *ip);
 /* Should the tests exposing known engine bugs be added? */
-bool tu_known_bugs(void);
 
 /* A barrier in shared memory for forked contenders: each child calls
  * tu_bar_arrive() and spins until the parent's tu_bar_release(). */

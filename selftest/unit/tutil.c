@@ -16,14 +16,37 @@
 
 #include "suites.h"
 
-void tu_mkdtemp(char *buf, size_t len)
+/* Every test directory lives under one root made by the runner, which
+ * removes it at the end: a failed assertion ends a test's process before
+ * its teardown runs. */
+static char root[256];
+
+int tu_root_init(void)
 {
 	const char *tmp = getenv("TMPDIR");
-	int n;
 
 	if (!tmp || *tmp != '/')
 		tmp = "/tmp";
-	n = snprintf(buf, len, "%s/flp-unit-XXXXXX", tmp);
+	snprintf(root, sizeof(root), "%s/flp-unit-XXXXXX", tmp);
+	if (!mkdtemp(root)) {
+		root[0] = 0;
+		return -errno;
+	}
+	return 0;
+}
+
+void tu_root_remove(void)
+{
+	if (root[0])
+		tu_rmtree(root);
+}
+
+void tu_mkdtemp(char *buf, size_t len)
+{
+	int n;
+
+	ck_assert_msg(root[0], "no test root directory");
+	n = snprintf(buf, len, "%s/t-XXXXXX", root);
 	ck_assert_msg(n > 0 && (size_t)n < len, "temp path too long");
 	ck_assert_msg(mkdtemp(buf) != NULL, "mkdtemp %s: %s", buf, strerror(errno));
 	ck_assert_int_eq(chmod(buf, 0700), 0);
@@ -99,13 +122,6 @@ bool tu_is_assigned(const char *ip)
 	}
 	freeifaddrs(ifa);
 	return found;
-}
-
-bool tu_known_bugs(void)
-{
-	const char *v = getenv("FASTLOOP_UNIT_KNOWN_BUGS");
-
-	return v && *v && strcmp(v, "0");
 }
 
 struct tu_bar *tu_bar_new(void)
