@@ -647,6 +647,14 @@ if out=$(timeout -k 5 120 taskset -c 0 "$BB/xfer_ipc" shm -s 1M -r 3 -R 4K -V -T
 else
     fail "shm ring check on one core: $(tail -n 2 <<<"$out" | tr '\n' ' ')"
 fi
+# The checker must catch a single flipped byte (a test that cannot fail
+# would prove nothing about the rows above).
+out=$(timeout -k 5 60 "$BB/xfer_ipc" uds -s 1M -r 2 -X 12345 -T 50 2>&1)
+if [ $? -eq 1 ] && grep -q checksum-mismatch <<<"$out"; then
+    note "checksum self-test: a single byte flipped by the sender was reported as checksum-mismatch: ok."
+else
+    fail "checksum self-test: a flipped byte was not detected: $(tail -n 2 <<<"$out" | tr '\n' ' ')"
+fi
 
 # ---------------------------------------------------------------- tool rounds
 for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do

@@ -42,7 +42,8 @@ FLP_EXPORT int fcntl64(int fd, int cmd, ...)
 	return do_fcntl(fd, cmd, arg);
 }
 
-/* FIONREAD on a pending client must not count the doorbell byte. */
+/* FIONREAD on a pending client must not count the doorbell byte: settle
+ * first (switch if adopted; nothing is decided otherwise). */
 FLP_EXPORT int ioctl(int fd, unsigned long req, ...)
 {
 	struct flp_sock *s = flp_enter(fd);
@@ -53,6 +54,6 @@ FLP_EXPORT int ioctl(int fd, unsigned long req, ...)
 	arg = va_arg(ap, void *);
 	va_end(ap);
 	if (flp_slow(s))
-		conn_settle_fd(fd, req == FIONREAD);
+		conn_settle_fd(fd, false);
 	return flp_real.ioctl(fd, req, arg);
 }

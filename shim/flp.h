@@ -336,6 +336,7 @@ void flp_close_hidden(struct flp_sock *s, int *fdp) FLP_HIDDEN;
 
 int conn_listen(int fd, int backlog) FLP_HIDDEN;
 struct flp_sock *conn_pending_first(void) FLP_HIDDEN;
+bool conn_spin_take(int epfd, int fd) FLP_HIDDEN;
 int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	FLP_HIDDEN;
 int conn_accept(int lfd, struct sockaddr *sa, socklen_t *len, int flags)

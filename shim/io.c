@@ -12,7 +12,6 @@
  */
 #include <fcntl.h>
 #include <limits.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,27 +62,6 @@ static void advance(struct iovec **iov, size_t *niov, size_t n)
 		(*iov)->iov_base = (char *)(*iov)->iov_base + n;
 		(*iov)->iov_len -= n;
 	}
-}
-
-/* Spin up to cfg spin_us while our claim is open or being adopted;
- * true if it changed (settle again).  Yields, so a server sharing our
- * core gets to run. */
-static bool spin_for_take(int fd)
-{
-	struct flp_sock *s = fdt_get(fd);
-	uint64_t t0;
-
-	if (!s || s->kind != SK_PENDING || !flp_cfg.spin_us || !s->map)
-		return false;
-	t0 = flp_now_us();
-	do {
-		uint32_t st = claim_poll(s->map, s->slot, s->gen);
-		if (st != SLOT_OPEN && st != SLOT_ANNOUNCED && st != SLOT_ADOPTING)
-			return true;
-		sched_yield();
-	} while (flp_now_us() - t0 < (uint64_t)flp_cfg.spin_us && fdt_get(fd) == s &&
-		 s->kind == SK_PENDING);
-	return false;
 }
 
 /* Settle s under the lock; returns whether the fd is still not final. */
@@ -161,7 +139,7 @@ ssize_t io_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flags
 			if (flp_now_us() - full_since >= limit)
 				conn_settle(fd, p, true);   /* revoke (or switch) */
 			pthread_mutex_unlock(&flp_mu);
-			if (flp_now_us() - full_since < limit && !spin_for_take(fd)) {
+			if (flp_now_us() - full_since < limit && !conn_spin_take(-1, fd)) {
 				struct pollfd q = { .fd = fd, .events = POLLIN };
 				flp_real.poll(&q, 1, 1);
 			}
@@ -229,7 +207,7 @@ ssize_t io_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 		/* the server is usually a few microseconds from adopting: a
 		 * short spin lets us switch without being woken by the
 		 * doorbell (a sleeping wakeup costs ~20 us here) */
-		if (i == 0 && spin_for_take(fd))
+		if (i == 0 && conn_spin_take(-1, fd))
 			continue;
 		/* wait in the kernel for the doorbell, data or EOF */
 		r = flp_real.recv(fd, &b, 1, MSG_PEEK);

@@ -93,7 +93,21 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 		}
 	}
 	for (int round = 0; round < 1000000; round++) {
-		int ms = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : remaining_ms(deadline);
+		int ms;
+
+		if (timeout_ms != 0 && round == 0 && conn_spin_take(-1, -1)) {
+			/* something switched: refresh who is still pending */
+			any = false;
+			for (nfds_t i = 0; i < n; i++)
+				any |= pfd[i].fd >= 0 && is_pending(pfd[i].fd);
+			if (!any) {
+				struct timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
+				r = flp_real.ppoll(pfd, n, timeout_ms < 0 ? NULL : &ts, mask);
+				r = r < 0 ? -errno : r;
+				break;
+			}
+		}
+		ms = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : remaining_ms(deadline);
 		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
 		for (nfds_t i = 0; i < n; i++) {
@@ -310,6 +324,9 @@ int wait_epoll(int epfd, struct epoll_event *ev, int max, long long timeout_ns,
 	for (;;) {
 		long long left = timeout_ns;
 		int r;
+
+		if (flp_ep_pending && timeout_ns != 0)
+			conn_spin_take(epfd, -1);
 
 		if (timeout_ns > 0) {
 			uint64_t now = flp_now_us();

@@ -62,6 +62,7 @@ struct xfer_opts {
 	uint64_t chunk;  /* bytes per write */
 	int full_verify;
 	int timeout_s;   /* alarm() bound for the whole process */
+	int64_t corrupt_at; /* self-test: flip this stream byte (-1: never) */
 };
 
 void xfer_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));

@@ -250,9 +250,16 @@ int xfer_sender(const struct xfer_io *data, const struct xfer_io *back,
 		for (uint64_t off = 0; off < size; off += chunk) {
 			size_t len = (size_t)(size - off < chunk ? size - off : chunk);
 
+			int flip = o->corrupt_at >= 0 && (uint64_t)o->corrupt_at >= off &&
+				   (uint64_t)o->corrupt_at < off + len;
+
 			stamp_chunk(buf, len, h.nonce, (uint64_t)rep, off);
+			if (flip)
+				buf[o->corrupt_at - (int64_t)off] ^= 0xff;
 			if (send_exact(data, buf, len) < 0)
 				goto fail_io;
+			if (flip)
+				buf[o->corrupt_at - (int64_t)off] ^= 0xff;
 		}
 		if (recv_exact(back, &ack, sizeof(ack)) < 0)
 			goto fail_io;
@@ -471,6 +478,7 @@ void xfer_opts_init(struct xfer_opts *o, const char *transport)
 	o->transport = transport;
 	o->chunk = 256u << 10;
 	o->timeout_s = 600;
+	o->corrupt_at = -1;
 }
 
 const char *xfer_common_usage(void)
@@ -481,7 +489,9 @@ const char *xfer_common_usage(void)
 	       "  -V                 verify every byte of every repetition (default: warm-up only,\n"
 	       "                     then a stamp plus 8 pattern bytes per 4 KiB block)\n"
 	       "  -T SECONDS         time bound for the whole run (default 600)\n"
-	       "  -L LABEL           transport label in the result line\n";
+	       "  -L LABEL           transport label in the result line\n"
+	       "  -X OFFSET          self-test of the checker: the sender flips the byte at\n"
+	       "                     this stream offset (the run must end in checksum-mismatch)\n";
 }
 
 /* Parse one common option at argv[*i]; returns 1 if consumed, 0 if not ours. */
@@ -495,7 +505,7 @@ int xfer_parse_common(struct xfer_opts *o, int argc, char **argv, int *i)
 		return 1;
 	}
 	if (strcmp(a, "-s") && strcmp(a, "-r") && strcmp(a, "-c") &&
-	    strcmp(a, "-T") && strcmp(a, "-L"))
+	    strcmp(a, "-T") && strcmp(a, "-L") && strcmp(a, "-X"))
 		return 0;
 	if (!v)
 		xfer_die("%s needs a value", a);
@@ -524,6 +534,8 @@ int xfer_parse_common(struct xfer_opts *o, int argc, char **argv, int *i)
 		o->timeout_s = atoi(v);
 		if (o->timeout_s < 1)
 			xfer_die("bad -T %s", v);
+	} else if (strcmp(a, "-X") == 0) {
+		o->corrupt_at = strtoll(v, NULL, 10);
 	} else {
 		o->transport = v;
 	}

@@ -316,7 +316,7 @@ fl_lines() {
 # for each port shows the fast transport, there is at least one of each, and
 # none shows transport=tcp.
 fl_expect_fast() {
-    local port want nc ns nslow bad=0
+    local port want nc ns nslow nrev nother bad=0
     [ $# -gt 0 ] || { fl_fail "fl_expect_fast: no port to check"; return 1; }
     case $FL_TRANSPORT in
     auto) want='transport=(uds|shm)' ;;
@@ -326,8 +326,16 @@ fl_expect_fast() {
         nc=$(fl_lines client "$port" | grep -c .)
         ns=$(fl_lines server "$port" | grep -c .)
         nslow=$( { fl_lines client "$port"; fl_lines server "$port"; } | grep -cvE " $want( |$)")
-        if [ "$nc" -ge 1 ] && [ "$ns" -ge 1 ] && [ "$nslow" = 0 ]; then
-            fl_ok "port $port: $nc client + $ns server lines, all $want"
+        # A client that closes a connection before the server accepted it
+        # (wrk stopping at the end of its run) rightly stays TCP: its line
+        # says reason=revoked and the server's peer-not-preloaded.  Those
+        # pairs are allowed, up to 1 % of the connections; nothing else.
+        nrev=$(fl_lines client "$port" | grep -cE " transport=tcp reason=revoked$")
+        nother=$( { fl_lines client "$port"; fl_lines server "$port"; } |
+            grep -vE " $want( |$)" | grep -cvE "reason=(revoked|peer-not-preloaded)$")
+        if [ "$nc" -ge 1 ] && [ "$ns" -ge 1 ] && [ "$nother" = 0 ] &&
+           [ "$nslow" -le $((2 * nrev)) ] && [ $((100 * nrev)) -le "$nc" ]; then
+            fl_ok "port $port: $nc client + $ns server lines, all $want but $nrev closed before accept"
         else
             fl_fail "fast path not used on port $port: $nc client lines, $ns server lines, $nslow not $want"
             bad=1
@@ -347,7 +355,7 @@ fl_expect_tcp() {
     [ $# -gt 0 ] || { fl_fail "fl_expect_tcp: no port to check"; return 1; }
     for port in "$@"; do
         n=$(fl_lines "$side" "$port" | grep -c .)
-        nbad=$(fl_lines "$side" "$port" | grep -cvE ' transport=tcp reason=(no-listener|peer-not-preloaded|revoked(-[a-z-]+)?|disabled|unsupported|error-[^ ]+)( |$)')
+        nbad=$(fl_lines "$side" "$port" | grep -cvE ' transport=tcp reason=(no-listener|peer-not-preloaded|revoked(-[a-z-]+)?|uid-mismatch|server-declined|disabled|unsupported|error-[^ ]+)( |$)')
         nother=$(fl_lines "$other" "$port" | grep -c .)
         if [ "$n" -ge 1 ] && [ "$nbad" = 0 ] && [ "$nother" = 0 ]; then
             reasons=$(fl_lines "$side" "$port" | grep -oE 'reason=[^ ]+' | sort | uniq -c | awk '{printf "%s x%s ", $2, $1}')
