@@ -18,7 +18,7 @@ static inline struct flp_sock *flp_enter(int fd)
 
 static inline bool flp_is_fast(struct flp_sock *s)
 {
-	return s && s->kind == SK_FAST;
+	return s && sock_kind(s) == SK_FAST;
 }
 
 #endif

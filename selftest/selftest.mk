@@ -33,7 +33,7 @@ check-unit: $(UNIT_BIN)
 	CK_DEFAULT_TIMEOUT=60 CK_TAP_LOG_FILE_NAME=$(BUILD)/selftest/unit.tap $(UNIT_BIN)
 
 check-integ: $(LIB) $(INTEG_BIN)
-	BUILD=$(BUILD) selftest/integ/run.sh
+	BUILD=$(BUILD) SAN_RT=$(SAN_RT) selftest/integ/run.sh
 
 check-interop: $(LIB)
 	LIB=$(CURDIR)/$(LIB) selftest/interop/run-all.sh

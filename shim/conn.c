@@ -94,7 +94,8 @@ static void set_kind(struct flp_sock *s, int kind)
 			s->pend_next->pend_prev = s->pend_prev;
 		s->on_pend = false;
 	}
-	s->kind = kind;
+	/* pairs with sock_kind(): fields set before are visible with it */
+	__atomic_store_n(&s->kind, kind, __ATOMIC_RELEASE);
 }
 
 /* Is fd a TCP socket (AF_INET/AF_INET6, SOCK_STREAM, protocol TCP)? */
@@ -113,14 +114,24 @@ static bool is_tcp(int fd)
 	return true;
 }
 
+/* Note in the fd table that fd is the library's (owned by owner), so that
+ * an app closing "all fds" is noticed.  Caller holds flp_mu. */
+void flp_note_hidden(int fd, struct flp_sock *owner)
+{
+	struct flp_sock *h = sock_new(SK_HIDDEN);
+
+	if (h) {
+		h->owner = owner;
+		fdt_attach(fd, h);
+	}
+}
+
 /*
- * Keep fd for the library at a high number, close-on-exec, and note it in
- * the fd table so that an app closing "all fds" is noticed.  Returns the
- * new number or -errno.
+ * Keep fd for the library at a high number, close-on-exec, noted in the
+ * fd table.  Returns the new number or -errno.  Caller holds flp_mu.
  */
 int flp_hide_fd(int fd, struct flp_sock *owner)
 {
-	struct flp_sock *h;
 	int n = flp_real.fcntl(fd, F_DUPFD_CLOEXEC, fdt_max() / 2);
 
 	if (n < 0)
@@ -128,10 +139,7 @@ int flp_hide_fd(int fd, struct flp_sock *owner)
 	if (n < 0)
 		return -errno;
 	flp_real.close(fd);
-	if ((h = sock_new(SK_HIDDEN))) {
-		h->owner = owner;
-		fdt_attach(n, h);
-	}
+	flp_note_hidden(n, owner);
 	return n;
 }
 
@@ -562,7 +570,10 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 		claim_end_adopt(s->map, idx, gen, false);
 		return r;
 	}
-	hid = flp_real.fcntl(s->fds[0], F_DUPFD_CLOEXEC, 3);
+	/* the TCP socket, kept at a high number until the connection closes */
+	hid = flp_real.fcntl(s->fds[0], F_DUPFD_CLOEXEC, fdt_max() / 2);
+	if (hid < 0)
+		hid = flp_real.fcntl(s->fds[0], F_DUPFD_CLOEXEC, 3);
 	if (hid < 0) {
 		r = -errno;
 		flp_real.close(u);
@@ -586,9 +597,8 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 		flp_real.close(hid);
 		return r;
 	}
-	s->hidden_tcp = flp_hide_fd(hid, s);
-	if (s->hidden_tcp < 0)
-		s->hidden_tcp = hid;
+	s->hidden_tcp = hid;
+	flp_note_hidden(hid, s);
 	set_kind(s, SK_FAST);
 	log_conn(s, "uds", NULL);
 	if (client_pid == flp_pid) {
@@ -675,7 +685,7 @@ int conn_accept(int lfd, struct sockaddr *sa, socklen_t *len, int flags)
 	bool pending;
 	int fd;
 
-	if (!l || l->kind != SK_LISTENER) {
+	if (!l || sock_kind(l) != SK_LISTENER) {
 		fd = flp_real.accept4(lfd, sa, len, flags);
 		return fd < 0 ? -errno : fd;
 	}

@@ -78,7 +78,7 @@ void sock_free(struct flp_sock *s)
 	if (s->fds != s->fds_inline)
 		free(s->fds);
 	s->fds = s->fds_inline;
-	s->kind = SK_NONE;
+	__atomic_store_n(&s->kind, SK_NONE, __ATOMIC_RELEASE);
 	s->free_next = free_list;
 	free_list = s;
 }

@@ -332,6 +332,7 @@ extern pthread_mutex_t flp_mu FLP_HIDDEN;
 /* ---------------------------------------------------------------- engine */
 
 int flp_hide_fd(int fd, struct flp_sock *owner) FLP_HIDDEN;
+void flp_note_hidden(int fd, struct flp_sock *owner) FLP_HIDDEN;
 void flp_close_hidden(struct flp_sock *s, int *fdp) FLP_HIDDEN;
 
 int conn_listen(int fd, int backlog) FLP_HIDDEN;
@@ -397,9 +398,21 @@ bool addr_is_local(const struct reg_addr *a) FLP_HIDDEN;
 bool addr_eq(const struct reg_addr *a, const struct reg_addr *b) FLP_HIDDEN;
 
 /* Quick test used by the data hooks: does this fd need the engine? */
+/* The kind of an entry, read without flp_mu (the data hooks' fast path);
+ * pairs with the release store in set_kind()/sock_free(). */
+static inline int sock_kind(struct flp_sock *s)
+{
+	return __atomic_load_n(&s->kind, __ATOMIC_ACQUIRE);
+}
+
 static inline bool flp_slow(struct flp_sock *s)
 {
-	return s && (s->kind == SK_PENDING || s->kind == SK_UNDECIDED);
+	int k;
+
+	if (!s)
+		return false;
+	k = sock_kind(s);
+	return k == SK_PENDING || k == SK_UNDECIDED;
 }
 
 /* Monotonic microseconds. */

@@ -30,7 +30,7 @@ static bool is_pending(int fd)
 {
 	struct flp_sock *s = fdt_get(fd);
 
-	return s && s->kind == SK_PENDING;
+	return s && sock_kind(s) == SK_PENDING;
 }
 
 /* Settle fd if it is not final; returns true if it still is PENDING. */

@@ -13,6 +13,11 @@ case $build in /*) ;; *) build=$top/$build ;; esac
 bin=$build/selftest/integ/matrix
 export FLP_LIB=$build/libfastloop.so
 [ -x "$bin" ] && [ -r "$FLP_LIB" ] || { echo "integ: build first (make)"; exit 1; }
+# A sanitizer build: its runtime must come first in LD_PRELOAD
+if [ -n "${SAN_RT:-}" ]; then
+    export FLP_LIB=$SAN_RT:$FLP_LIB FLP_SANITIZER=1
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
+fi
 cases=("$@")
 if [ ${#cases[@]} -eq 0 ]; then
     cases=($("$bin" 2>&1 | sed -n 's/.*cases://p'))
