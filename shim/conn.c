@@ -570,6 +570,18 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 		claim_end_adopt(s->map, idx, gen, false);
 		return r;
 	}
+	/* the name came from shared memory: make sure it is the claimant's
+	 * rendezvous and not some other socket that happens to have it */
+	{
+		struct ucred cr;
+		socklen_t cl = sizeof(cr);
+		if (flp_real.getsockopt(u, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
+		    cr.pid != client_pid || cr.uid != geteuid()) {
+			flp_real.close(u);
+			claim_end_adopt(s->map, idx, gen, false);
+			return -EPROTO;
+		}
+	}
 	/* the TCP socket, kept at a high number until the connection closes */
 	hid = flp_real.fcntl(s->fds[0], F_DUPFD_CLOEXEC, fdt_max() / 2);
 	if (hid < 0)

@@ -15,6 +15,7 @@
  */
 #include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/select.h>
@@ -1081,6 +1082,162 @@ static void threads_solo(void)
 	close(lfd);
 }
 
+
+/* ------------------------------------- stale file, plain server on port */
+
+/* Echo 1000 patterned bytes per 1-byte request until EOF, n connections. */
+static void plain_echo_serve(int lfd, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int fd = accept(lfd, NULL, NULL);
+		CHECK(fd >= 0, "accept");
+		serve_rr_fd(fd, 1);
+		close(fd);
+	}
+}
+
+static int registry_files(void)
+{
+	const char *dir = getenv("FASTLOOP_DIR");
+	return dir ? count_dir(dir) : -1;
+}
+
+/*
+ * A preloaded server is SIGKILLed (its handshake file stays behind); a
+ * plain server then listens on the same port.  A preloaded client must
+ * see through the stale file: plain TCP, every byte right, file swept.
+ */
+static void stale_solo(void)
+{
+	int pfd[2], port = 0, st;
+	pid_t a, b;
+
+	if (!t_expect_fast()) {
+		printf("skip: needs the fast path on (handshake files)\n");
+		exit(77);
+	}
+	CHECK(pipe(pfd) == 0, "pipe");
+	a = fork();
+	CHECK(a >= 0, "fork");
+	if (a == 0) {
+		int p, lfd = t_listen("127.0.0.1", &p);
+		CHECK(write(pfd[1], &p, sizeof(p)) == sizeof(p), "pipe");
+		pause();
+		close(lfd);
+		_exit(0);
+	}
+	CHECK(read(pfd[0], &port, sizeof(port)) == sizeof(port), "port");
+	CHECK(registry_files() >= 1, "no handshake file for the first server");
+	kill(a, SIGKILL);
+	CHECK(waitpid(a, &st, 0) == a, "reap");
+	CHECK(registry_files() >= 1, "the killed server's file should still be there");
+	b = fork();
+	CHECK(b >= 0, "fork");
+	if (b == 0) {
+		char num[16];
+		snprintf(num, sizeof(num), "%d", port);
+		unsetenv("LD_PRELOAD");     /* a plain server now owns the port */
+		execl(self_exe, self_exe, "stale", "plainserve", num, (char *)NULL);
+		_exit(127);
+	}
+	usleep(200000);
+	for (int i = 0; i < 5; i++) {
+		int fd = t_connect(port);
+		uint8_t buf[1000];
+		char c = (char)i;
+		t_write_all(fd, &c, 1);
+		t_read_all(fd, buf, sizeof(buf));
+		t_verify(buf, sizeof(buf), (uint64_t)c, 0);
+		CHECK(t_raw_domain(fd) == AF_INET, "fast path with a plain server");
+		close(fd);
+	}
+	CHECK(waitpid(b, &st, 0) == b && WIFEXITED(st) && !WEXITSTATUS(st), "plain server");
+	CHECK(registry_files() == 0, "stale file not swept (%d left)", registry_files());
+}
+
+/* The plain server of stale_solo: listens on the given port itself. */
+static void stale_plainserve(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int one = 1, lfd = socket(AF_INET, SOCK_STREAM, 0);
+
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	CHECK(bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0, "bind %d", port);
+	CHECK(listen(lfd, 16) == 0, "listen");
+	plain_echo_serve(lfd, 5);
+}
+
+/* ----------------------------------------- corrupted handshake file */
+
+/*
+ * While a client makes connections, another process scribbles random
+ * bytes over the listener's handshake file (slots and header).  Nothing
+ * may crash or hang, and every byte must arrive right, whatever
+ * transport each connection ends up on.
+ */
+static void fuzz_solo(void)
+{
+	const char *dir = getenv("FASTLOOP_DIR");
+	int lfd, port, st, fast = 0;
+	char path[512] = "";
+	pid_t srv, fz;
+	FILE *f;
+
+	if (!t_expect_fast()) {
+		printf("skip: needs the fast path on (handshake files)\n");
+		exit(77);
+	}
+	CHECK(dir, "FASTLOOP_DIR");
+	lfd = t_listen("127.0.0.1", &port);
+	srv = fork();
+	CHECK(srv >= 0, "fork");
+	if (srv == 0) {
+		plain_echo_serve(lfd, 300);
+		_exit(0);
+	}
+	snprintf(path, sizeof(path), "ls -1 '%s'/l-%d-* 2>/dev/null | head -1", dir, port);
+	CHECK((f = popen(path, "r")) && fgets(path, sizeof(path), f), "find handshake file");
+	pclose(f);
+	path[strcspn(path, "\n")] = 0;
+	fz = fork();
+	CHECK(fz >= 0, "fork");
+	if (fz == 0) {
+		int fd = open(path, O_RDWR);
+		uint64_t x = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull;
+		struct stat sb;
+		CHECK(fd >= 0 && fstat(fd, &sb) == 0, "open %s", path);
+		uint8_t *m = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		CHECK(m != MAP_FAILED, "mmap");
+		for (long i = 0; i < 4000000; i++) {
+			x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+			/* mostly the slots, now and then the header */
+			size_t off = (i % 64) ? 256 + (size_t)(x % (uint64_t)(sb.st_size - 256))
+					      : (size_t)(x % 256);
+			m[off] = (uint8_t)(x >> 32);
+			if (i % 1024 == 0)
+				usleep(100);
+		}
+		_exit(0);
+	}
+	for (int i = 0; i < 300; i++) {
+		int fd = t_connect(port);
+		uint8_t buf[1000];
+		char c = (char)(i & 0x7f);
+		t_write_all(fd, &c, 1);
+		t_read_all(fd, buf, sizeof(buf));
+		t_verify(buf, sizeof(buf), (uint64_t)c, 0);
+		fast += t_raw_domain(fd) == AF_UNIX;
+		close(fd);
+	}
+	kill(fz, SIGKILL);
+	waitpid(fz, &st, 0);
+	CHECK(waitpid(srv, &st, 0) == srv && WIFEXITED(st) && !WEXITSTATUS(st),
+	      "server survived the fuzzing (status %x)", st);
+	close(lfd);
+	printf("fuzz: %d of 300 connections fast while the file was scribbled on\n", fast);
+}
+
 /* ---------------------------------------------------------- the table */
 
 struct tcase {
@@ -1119,6 +1276,8 @@ static const struct tcase cases[] = {
 	{ "many", many_server, many_client, NULL, "127.0.0.1" },
 	{ "idle", idle_server, idle_client, NULL, "127.0.0.1" },
 	{ "threads", NULL, NULL, threads_solo, NULL },
+	{ "stale", NULL, NULL, stale_solo, NULL },
+	{ "fuzz-handshake", NULL, NULL, fuzz_solo, NULL },
 };
 
 static const struct tcase *find_case(const char *n)
@@ -1204,6 +1363,11 @@ int main(int argc, char **argv)
 		tc->client(atoi(argv[3]));
 		return 0;
 	}
+	if (argc >= 4 && !strcmp(argv[2], "plainserve")) {
+		t_role = "plain-server";
+		stale_plainserve(atoi(argv[3]));
+		return 0;
+	}
 	if (argc >= 4 && !strcmp(argv[2], "served")) {
 		t_role = "exec-image";
 		exec_served(atoi(argv[3]));
@@ -1229,7 +1393,8 @@ int main(int argc, char **argv)
 			return 77;
 		}
 		pc = spawn(tc->name, "solo", "", true, -1);
-		return wait_role(pc, "solo") ? 1 : 0;
+		rc = wait_role(pc, "solo");
+		return rc == 77 ? 77 : rc ? 1 : 0;
 	}
 	CHECK(pipe(pfd) == 0, "pipe");
 	snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
