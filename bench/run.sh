@@ -210,6 +210,8 @@ probe_fastloop() {
     return 1
 }
 
+lib_id() { [ -f "$LIB" ] && echo "sha256 $(sha256sum "$LIB" | cut -c1-12)…, built $(stat -c %y "$LIB" | cut -d. -f1)"; }
+LIB_ID0=$(lib_id)
 FL_NOTE=""
 if [ ${#FL_ROWS[@]} -gt 0 ]; then
     if [ ! -f "$LIB" ]; then
@@ -668,6 +670,10 @@ done
 ROUND=0
 
 # ---------------------------------------------------------------- report
+LIB_ID1=$(lib_id)
+if [ "${#FL_ROWS[@]}" -gt 0 ] && [ "$LIB_ID0" != "$LIB_ID1" ]; then
+    echo "build/libfastloop.so changed during the run ($LIB_ID0 → $LIB_ID1): fastloop rows mix two builds" >>"$WARNS"
+fi
 if [ -z "$OUT" ]; then
     if [ "$MODE" = smoke ]; then OUT=$ROOT/build/bench/smoke; else OUT=$ROOT/bench/results; fi
 fi
@@ -699,7 +705,7 @@ ELAPSED=$(( $(date +%s) - T_START ))
     echo "| CPU | $CPU_MODEL, $NCPU online CPUs |"
     echo "| kernel | $KERNEL |"
     echo "| TCP congestion control | system: **$SYSCC** (available: $AVAILCC) |"
-    echo "| fastloop | $( [ -f "$LIB" ] && echo "build/libfastloop.so ($(stat -c %y "$LIB" | cut -d. -f1)); rows: FASTLOOP_TRANSPORT=uds/shm, FASTLOOP_LOG=info, both ends LD_PRELOADed" || echo "not built — fastloop rows skipped")$( [ -d .git ] && echo "; tree $(git rev-parse --short HEAD 2>/dev/null || echo uncommitted)") |"
+    echo "| fastloop | $( [ -f "$LIB" ] && echo "build/libfastloop.so ($LIB_ID0); rows: FASTLOOP_TRANSPORT=uds/shm, FASTLOOP_LOG=info, both ends LD_PRELOADed" || echo "not built — fastloop rows skipped")$( [ -d .git ] && echo "; tree $(git rev-parse --short HEAD 2>/dev/null || echo uncommitted)") |"
     echo "| rows | $(for r in "${ROWS[@]}"; do printf '%s\n' "${ROW_LABEL[$r]}"; done | paste -sd';' | sed 's/;/; /g') |"
     echo "| rounds | $ROUNDS interleaved (each round: every row in turn), ${DUR} s per tool run; cells: median [min–max] over rounds |"
     echo "| pinning | $PIN |"

@@ -12,6 +12,8 @@ FLP_EXPORT int socket(int domain, int type, int protocol)
 	fd = flp_real.socket(domain, type, protocol);
 	if (fd >= 0 && fdt_get(fd))
 		conn_forget_stale(fd);
+	if (fd >= 0)
+		fdt_set_hint(fd, conn_tcp_hint(domain, type, protocol));
 	return fd;
 }
 

@@ -98,11 +98,23 @@ static void set_kind(struct flp_sock *s, int kind)
 	__atomic_store_n(&s->kind, kind, __ATOMIC_RELEASE);
 }
 
+/* The hint our socket() hook records for a new socket. */
+int conn_tcp_hint(int domain, int type, int protocol)
+{
+	if ((domain == AF_INET || domain == AF_INET6) &&
+	    (type & 0xf) == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP))
+		return FDT_HINT_TCP;
+	return 0;
+}
+
 /* Is fd a TCP socket (AF_INET/AF_INET6, SOCK_STREAM, protocol TCP)? */
 static bool is_tcp(int fd)
 {
 	int v;
 	socklen_t l = sizeof(v);
+
+	if (fdt_hint(fd) & FDT_HINT_TCP)
+		return true;
 
 	if (flp_real.getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &l) < 0 ||
 	    v != IPPROTO_TCP)
@@ -151,10 +163,9 @@ void flp_close_hidden(struct flp_sock *s, int *fdp)
 	struct flp_sock *h;
 	int fd = *fdp;
 
-	(void)s;
 	if (fd < 0)
 		return;
-	for (int i = 0; i < 128; i++)
+	for (int i = 0; fd == s->hidden_tcp && i < 128; i++)
 		if (flp_real.recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
 			break;
 	if ((h = fdt_detach(fd)))
@@ -265,9 +276,28 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	uint32_t gen;
 	int rdv, slot, r, e;
 
+	s = fdt_get(fd);
+	/* connect() again on a connected socket (hiredis polls completion
+	 * this way): TCP answers 0 once after a non-blocking connect
+	 * completed, then EISCONN; the UDS underneath would say EINVAL */
+	if (s && sock_kind(s) == SK_FAST) {
+		pthread_mutex_lock(&flp_mu);
+		r = s->connect_pending ? 0 : -EISCONN;
+		s->connect_pending = false;
+		pthread_mutex_unlock(&flp_mu);
+		return r;
+	}
+	if (s && sock_kind(s) == SK_PENDING) {
+		r = flp_real.connect(fd, sa, len) < 0 ? -errno : 0;
+		if (r == 0 || r == -EISCONN)
+			s->connect_pending = false;
+		return r;
+	}
+	if (fdt_hint(fd) & FDT_HINT_DECIDED)
+		goto plain;
 	if (flp_cfg.transport == FLP_TR_OFF || !reg_enabled() || !sa ||
 	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
-	    fdt_get(fd) || addr_to_reg(sa, len, &dst) < 0 || !is_tcp(fd))
+	    s || addr_to_reg(sa, len, &dst) < 0 || !is_tcp(fd))
 		goto plain;
 
 	pthread_mutex_lock(&flp_mu);
@@ -325,6 +355,7 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	s->map = m;
 	s->slot = slot;
 	s->gen = gen;
+	s->connect_pending = r == -EINPROGRESS;
 	memcpy(&s->local, &ss, sl);
 	s->local_len = sl;
 	memcpy(&s->peer, sa, len < sizeof(s->peer) ? len : sizeof(s->peer));
@@ -339,8 +370,10 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 
 plain_noclaim:
 	r = flp_real.connect(fd, sa, len) < 0 ? -errno : 0;
-	if (r == 0 || r == -EINPROGRESS)
+	if (r == 0 || r == -EINPROGRESS) {
+		fdt_set_hint(fd, fdt_hint(fd) | FDT_HINT_DECIDED);
 		log_tcp_fd(fd, false, "no-listener");
+	}
 	return r;
 plain:
 	return flp_real.connect(fd, sa, len) < 0 ? -errno : 0;
@@ -418,8 +451,10 @@ static void to_tcp(struct flp_sock *s, const char *reason)
 	ep_restore(s);
 	drop_claim(s);
 	set_kind(s, SK_NONE);
-	for (int i = s->nfds - 1; i >= 0; i--)
+	for (int i = s->nfds - 1; i >= 0; i--) {
+		fdt_set_hint(s->fds[i], fdt_hint(s->fds[i]) | FDT_HINT_DECIDED);
 		last = fdt_detach(s->fds[i]);
+	}
 	if (last)
 		sock_free(last);
 }
@@ -710,6 +745,7 @@ int conn_accept(int lfd, struct sockaddr *sa, socklen_t *len, int flags)
 	}
 	if (fdt_get(fd))
 		conn_forget_stale(fd);
+	fdt_set_hint(fd, 0);
 	pthread_mutex_lock(&flp_mu);
 	l = fdt_get(lfd);
 	if (!l || l->kind != SK_LISTENER || !(s = sock_new(SK_UNDECIDED))) {
@@ -971,6 +1007,7 @@ void conn_forget_stale(int fd)
 
 int conn_close(int fd)
 {
+	fdt_set_hint(fd, 0);
 	if (fdt_get(fd)) {
 		pthread_mutex_lock(&flp_mu);
 		forget_fd(fd);

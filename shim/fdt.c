@@ -16,6 +16,7 @@
 pthread_mutex_t flp_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static struct flp_sock *_Atomic *tab;
+static _Atomic uint8_t *hints;
 static int tab_len;
 static struct flp_sock *free_list;
 
@@ -33,8 +34,14 @@ int fdt_init(void)
 	if (n < 1024)
 		n = 1024;
 	tab = calloc((size_t)n, sizeof(*tab));
-	if (!tab)
+	hints = calloc((size_t)n, sizeof(*hints));
+	if (!tab || !hints) {
+		free(tab);
+		free((void *)hints);
+		tab = NULL;
+		hints = NULL;
 		return -ENOMEM;
+	}
 	tab_len = (int)n;
 	return 0;
 }
@@ -118,4 +125,25 @@ struct flp_sock *fdt_detach(int fd)
 			break;
 		}
 	return s->nfds == 0 ? s : NULL;
+}
+
+/*
+ * Per-fd hints for sockets that have no entry: FDT_HINT_TCP (made by our
+ * socket() hook as an IPv4/IPv6 stream socket: no need to ask the kernel
+ * at connect) and FDT_HINT_DECIDED (its connect was already decided as
+ * plain TCP: a second connect(), as hiredis does to poll completion, is
+ * passed straight through and not logged twice).  Reset when the number
+ * is handed out again by socket()/accept() or closed.
+ */
+int fdt_hint(int fd)
+{
+	if (fd < 0 || fd >= tab_len || !hints)
+		return 0;
+	return atomic_load_explicit(&hints[fd], memory_order_relaxed);
+}
+
+void fdt_set_hint(int fd, int h)
+{
+	if (fd >= 0 && fd < tab_len && hints)
+		atomic_store_explicit(&hints[fd], (uint8_t)h, memory_order_relaxed);
 }

@@ -318,6 +318,7 @@ struct flp_sock {
 	/* list of PENDING clients (conn.c), for epoll fix-ups and local adopts */
 	struct flp_sock *pend_next, *pend_prev;
 	bool on_pend;
+	bool connect_pending;   /* the app's connect() said EINPROGRESS */
 };
 
 int fdt_init(void) FLP_HIDDEN;
@@ -327,6 +328,9 @@ void fdt_attach(int fd, struct flp_sock *s) FLP_HIDDEN;
 struct flp_sock *fdt_detach(int fd) FLP_HIDDEN;
 void sock_free(struct flp_sock *s) FLP_HIDDEN;
 int fdt_max(void) FLP_HIDDEN;
+enum { FDT_HINT_TCP = 1, FDT_HINT_DECIDED = 2 };
+int fdt_hint(int fd) FLP_HIDDEN;
+void fdt_set_hint(int fd, int h) FLP_HIDDEN;
 extern pthread_mutex_t flp_mu FLP_HIDDEN;
 
 /* ---------------------------------------------------------------- engine */
@@ -336,6 +340,7 @@ void flp_note_hidden(int fd, struct flp_sock *owner) FLP_HIDDEN;
 void flp_close_hidden(struct flp_sock *s, int *fdp) FLP_HIDDEN;
 
 int conn_listen(int fd, int backlog) FLP_HIDDEN;
+int conn_tcp_hint(int domain, int type, int protocol) FLP_HIDDEN;
 struct flp_sock *conn_pending_first(void) FLP_HIDDEN;
 bool conn_spin_take(int epfd, int fd) FLP_HIDDEN;
 int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
