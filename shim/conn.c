@@ -568,6 +568,7 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 	struct sockaddr_un un;
 	uint32_t gen = claim_gen(sw);
 	int client_pid, u, hid, r;
+	bool switched = false;
 	uint8_t n;
 
 	if (!claim_begin_adopt(s->map, idx, sw))
@@ -617,35 +618,52 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 			return -EPROTO;
 		}
 	}
-	/* the TCP socket, kept at a high number until the connection closes */
-	hid = flp_real.fcntl(s->fds[0], F_DUPFD_CLOEXEC, fdt_max() / 2);
-	if (hid < 0)
-		hid = flp_real.fcntl(s->fds[0], F_DUPFD_CLOEXEC, 3);
-	if (hid < 0) {
-		r = -errno;
-		flp_real.close(u);
-		claim_end_adopt(s->map, idx, gen, false);
-		return r;
-	}
 	if (!claim_end_adopt(s->map, idx, gen, true)) {
 		flp_real.close(u);
-		flp_real.close(hid);
 		return -ETIMEDOUT;
 	}
 	/* pairs with the client's claim_poll after it sees the byte:
 	 * TAKEN was stored (release) before the doorbell is written */
 	flp_real.send(s->fds[0], "F", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (client_pid != flp_pid && flp_cfg.spin_us) {
+		/* the client is usually spinning for this TAKEN: give it a few
+		 * microseconds to switch and re-send, so that the app's first
+		 * read finds the bytes instead of sleeping for them */
+		uint64_t t0 = flp_now_us();
+		while (claim_poll(s->map, idx, gen) == SLOT_TAKEN &&
+		       flp_now_us() - t0 < (uint64_t)flp_cfg.spin_us)
+			sched_yield();
+		/* released (or reused): the client is on the UDS already */
+		switched = claim_poll(s->map, idx, gen) != SLOT_TAKEN;
+	}
+	/* Until the client has switched, keep the TCP socket (at a high
+	 * number, until the connection closes) so that its TCP writes never
+	 * meet a reset.  If it has switched, the dup3 below simply closes
+	 * TCP; the RST that the unread re-sent bytes cause goes to a socket
+	 * the client has closed already. */
+	hid = -1;
+	if (!switched) {
+		hid = flp_real.fcntl(s->fds[0], F_DUPFD_CLOEXEC, fdt_max() / 2);
+		if (hid < 0)
+			hid = flp_real.fcntl(s->fds[0], F_DUPFD_CLOEXEC, 3);
+		if (hid < 0)
+			FLP_WARN("cannot keep the TCP socket (%s); a pending client "
+				 "will see a reset and switch", strerror(errno));
+	}
 	if ((r = swap_in(s, u)) < 0) {
 		/* the app's fd still is the TCP socket, but the client is
 		 * switching: nothing consistent is left but a reset */
 		FLP_ERR("cannot install the fast channel: %s", strerror(-r));
 		for (int i = 0; i < s->nfds; i++)
 			flp_real.shutdown(s->fds[i], SHUT_RDWR);
-		flp_real.close(hid);
+		if (hid >= 0)
+			flp_real.close(hid);
 		return r;
 	}
-	s->hidden_tcp = hid;
-	flp_note_hidden(hid, s);
+	if (hid >= 0) {
+		s->hidden_tcp = hid;
+		flp_note_hidden(hid, s);
+	}
 	set_kind(s, SK_FAST);
 	log_conn(s, "uds", NULL);
 	if (client_pid == flp_pid) {
@@ -654,14 +672,6 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 		struct flp_sock *c = find_local_client(s->map->ino, idx, gen);
 		if (c)
 			client_switch(c);
-	} else if (flp_cfg.spin_us) {
-		/* the client is usually spinning for this TAKEN: give it a few
-		 * microseconds to switch and re-send, so that the app's first
-		 * read finds the bytes instead of sleeping for them */
-		uint64_t t0 = flp_now_us();
-		while (claim_poll(s->map, idx, gen) == SLOT_TAKEN &&
-		       flp_now_us() - t0 < (uint64_t)flp_cfg.spin_us)
-			sched_yield();
 	}
 	reg_put(s->map);
 	s->map = NULL;
