@@ -226,20 +226,56 @@ int conn_listen(int fd, int backlog)
 
 /* -------------------------------------------------------------- connect */
 
-/* A listening AF_UNIX socket with a kernel-chosen abstract name. */
-static int rendezvous(char *name, uint8_t *len)
+/*
+ * The rendezvous: one listening AF_UNIX socket per process, with a
+ * kernel-chosen abstract name, written into every claim the process makes.
+ * An adopting server connects to it and first writes a struct rdv_hdr
+ * naming the claim, so the client can tell concurrent adoptions apart;
+ * connections for another of our pending sockets are kept aside (the
+ * stash) for it.  A fork child makes its own (the inherited one is the
+ * parent's).
+ */
+#define RDV_MAGIC 0x464c4f4f50524456ull /* "FLOOPRDV" */
+#define RDV_STASH_MAX 64
+
+struct rdv_hdr {
+	uint64_t magic;
+	uint64_t ino;           /* the handshake file */
+	uint32_t slot, gen;     /* the claim */
+};
+
+struct rdv_stash {
+	int fd;
+	pid_t pid;              /* SO_PEERCRED of the adopter */
+	struct rdv_hdr h;
+	struct rdv_stash *next;
+};
+
+static int rdv_fd = -1;
+static pid_t rdv_pid;
+static char rdv_name[REG_UDS_MAX];
+static uint8_t rdv_len;
+static struct rdv_stash *rdv_stash;
+static int rdv_nstash;
+
+/* This process's rendezvous, made on first use.  Returns 0 or -errno.
+ * Caller holds flp_mu. */
+static int rendezvous(void)
 {
 	struct sockaddr_un un;
 	socklen_t sl = sizeof(sa_family_t);
-	int fd = flp_real.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int fd;
 
+	if (rdv_fd >= 0 && rdv_pid == flp_pid)
+		return 0;
+	fd = flp_real.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	memset(&un, 0, sizeof(un));
 	un.sun_family = AF_UNIX;
 	/* an address of just the family asks the kernel to autobind */
 	if (flp_real.bind(fd, (struct sockaddr *)&un, sl) < 0 ||
-	    flp_real.listen(fd, 1) < 0)
+	    flp_real.listen(fd, SOMAXCONN) < 0)
 		goto err;
 	sl = sizeof(un);
 	if (flp_real.getsockname(fd, (struct sockaddr *)&un, &sl) < 0)
@@ -249,15 +285,95 @@ static int rendezvous(char *name, uint8_t *len)
 		errno = ENAMETOOLONG;
 		goto err;
 	}
-	memcpy(name, un.sun_path, sl);
-	*len = (uint8_t)sl;
-	return fd;
+	memcpy(rdv_name, un.sun_path, sl);
+	rdv_len = (uint8_t)sl;
+	rdv_fd = flp_hide_fd(fd, NULL);
+	if (rdv_fd < 0) {
+		rdv_fd = -1;
+		return -EMFILE;
+	}
+	rdv_pid = flp_pid;
+	return 0;
 err:
 	{
 		int e = errno;
 		flp_real.close(fd);
 		return -e;
 	}
+}
+
+/* In a fork child: the rendezvous and the stash are the parent's. */
+static void rendezvous_forget(void)
+{
+	struct flp_sock *h;
+
+	if (rdv_fd >= 0) {
+		if ((h = fdt_detach(rdv_fd)))
+			sock_free(h);
+		flp_real.close(rdv_fd);
+		rdv_fd = -1;
+	}
+	while (rdv_stash) {
+		struct rdv_stash *n = rdv_stash->next;
+		flp_real.close(rdv_stash->fd);
+		free(rdv_stash);
+		rdv_stash = n;
+	}
+	rdv_nstash = 0;
+}
+
+/*
+ * The UDS an adopter connected for claim (ino, slot, gen), with the
+ * adopter's pid in *pid.  Returns the fd or -errno.  Caller holds flp_mu.
+ */
+static int rendezvous_take(uint64_t ino, uint32_t slot, uint32_t gen, pid_t *pid)
+{
+	struct rdv_stash **pp, *e;
+
+	for (pp = &rdv_stash; (e = *pp); pp = &e->next)
+		if (e->h.ino == ino && e->h.slot == slot && e->h.gen == gen) {
+			int fd = e->fd;
+			*pid = e->pid;
+			*pp = e->next;
+			free(e);
+			rdv_nstash--;
+			return fd;
+		}
+	if (rdv_fd < 0 || rdv_pid != flp_pid)
+		return -ENOTCONN;
+	/* the adopter connected and wrote the header before TAKEN: all the
+	 * connections we may need are in the backlog now */
+	for (int i = 0; i < 4 * RDV_STASH_MAX; i++) {
+		struct rdv_hdr h;
+		struct ucred cr;
+		socklen_t cl = sizeof(cr);
+		int u = flp_real.accept4(rdv_fd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (u < 0)
+			return -errno;
+		if (flp_real.recv(u, &h, sizeof(h), MSG_DONTWAIT) != (ssize_t)sizeof(h) ||
+		    h.magic != RDV_MAGIC ||
+		    flp_real.getsockopt(u, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
+		    cr.uid != geteuid()) {
+			flp_real.close(u);   /* not an adopter of ours */
+			continue;
+		}
+		if (h.ino == ino && h.slot == slot && h.gen == gen) {
+			*pid = cr.pid;
+			return u;
+		}
+		if (rdv_nstash >= RDV_STASH_MAX || !(e = malloc(sizeof(*e)))) {
+			flp_real.close(u);
+			continue;
+		}
+		e->fd = u;
+		e->pid = cr.pid;
+		e->h = h;
+		e->next = rdv_stash;
+		rdv_stash = e;
+		rdv_nstash++;
+	}
+	return -ENOENT;
 }
 
 /*
@@ -274,7 +390,7 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	char name[REG_UDS_MAX];
 	uint8_t nlen = 0;
 	uint32_t gen;
-	int rdv, slot, r, e;
+	int slot, r, e;
 
 	s = fdt_get(fd);
 	/* connect() again on a connected socket (hiredis polls completion
@@ -305,15 +421,18 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	pthread_mutex_unlock(&flp_mu);
 	if (!m)
 		goto plain_noclaim;
-	rdv = rendezvous(name, &nlen);
-	if (rdv < 0) {
-		FLP_WARN("rendezvous socket: %s", strerror(-rdv));
+	pthread_mutex_lock(&flp_mu);
+	r = rendezvous();
+	memcpy(name, rdv_name, sizeof(name));
+	nlen = rdv_len;
+	pthread_mutex_unlock(&flp_mu);
+	if (r < 0) {
+		FLP_WARN("rendezvous socket: %s", strerror(-r));
 		reg_put(m);
 		goto plain;
 	}
 	slot = claim_announce(m, &dst, name, nlen, &gen);
 	if (slot < 0) {
-		flp_real.close(rdv);
 		reg_put(m);
 		r = flp_real.connect(fd, sa, len) < 0 ? -errno : 0;
 		if (r == 0 || r == -EINPROGRESS)
@@ -323,7 +442,6 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	r = flp_real.connect(fd, sa, len) < 0 ? -errno : 0;
 	if (r < 0 && r != -EINPROGRESS && r != -EINTR) {
 		claim_release(m, slot, gen);
-		flp_real.close(rdv);
 		reg_put(m);
 		return r;
 	}
@@ -331,7 +449,6 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	if (flp_real.getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
 	    addr_to_reg((struct sockaddr *)&ss, sl, &cli) < 0) {
 		claim_release(m, slot, gen);
-		flp_real.close(rdv);
 		reg_put(m);
 		log_tcp_fd(fd, false, "error-getsockname");
 		errno = e;
@@ -347,7 +464,6 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 		pthread_mutex_unlock(&flp_mu);
 		claim_revoke(m, slot, gen);
 		claim_release(m, slot, gen);
-		flp_real.close(rdv);
 		reg_put(m);
 		log_tcp_fd(fd, false, "error-nomem");
 		return r;
@@ -360,9 +476,6 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	s->local_len = sl;
 	memcpy(&s->peer, sa, len < sizeof(s->peer) ? len : sizeof(s->peer));
 	s->peer_len = len;
-	s->rdv_fd = flp_hide_fd(rdv, s);
-	if (s->rdv_fd < 0)
-		s->rdv_fd = rdv;
 	fdt_attach(fd, s);
 	pthread_mutex_unlock(&flp_mu);
 	errno = e;
@@ -388,9 +501,11 @@ plain:
 static int swap_in(struct flp_sock *s, int newfd)
 {
 	int fl = flp_real.fcntl(s->fds[0], F_GETFL);
+	int nfl = flp_real.fcntl(newfd, F_GETFL);
 
-	if (fl >= 0 && (fl & O_NONBLOCK))
-		flp_real.fcntl(newfd, F_SETFL, O_NONBLOCK);
+	/* the app's blocking mode, whatever the new socket was made with */
+	if (fl >= 0 && nfl >= 0 && (fl & O_NONBLOCK) != (nfl & O_NONBLOCK))
+		flp_real.fcntl(newfd, F_SETFL, (nfl & ~O_NONBLOCK) | (fl & O_NONBLOCK));
 	for (int i = 0; i < s->nfds; i++) {
 		int n = s->fds[i];
 		int fdfl = flp_real.fcntl(n, F_GETFD);
@@ -435,7 +550,6 @@ static void drop_claim(struct flp_sock *s)
 		reg_put(s->map);
 		s->map = NULL;
 	}
-	flp_close_hidden(s, &s->rdv_fd);
 	free(s->retained);
 	s->retained = NULL;
 	s->retained_len = 0;
@@ -495,22 +609,20 @@ static int resend(int ufd, const char *p, size_t n)
  */
 static void client_switch(struct flp_sock *s)
 {
-	struct ucred cr;
-	socklen_t cl = sizeof(cr);
 	char junk[64];
 	int32_t adopter = s->map->slots[s->slot].server_pid;
+	pid_t pid = 0;
 	int u, r;
 
 	/* the doorbell is never data: drain it first (also so that closing
 	 * TCP sends FIN, not RST); after TAKEN the server sends nothing else */
 	flp_real.recv(s->fds[0], junk, sizeof(junk), MSG_DONTWAIT);
-	u = flp_real.accept4(s->rdv_fd, NULL, NULL, SOCK_CLOEXEC);
+	u = rendezvous_take(s->map->ino, (uint32_t)s->slot, s->gen, &pid);
 	if (u < 0) {
-		r = -errno;
+		r = u;
 		goto err;
 	}
-	if (flp_real.getsockopt(u, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
-	    cr.uid != geteuid() || cr.pid != adopter) {
+	if (pid != adopter) {
 		flp_real.close(u);
 		r = -EACCES;
 		goto err;
@@ -593,7 +705,9 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 		claim_end_adopt(s->map, idx, gen, false);
 		return -EPROTO;
 	}
-	u = flp_real.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* non-blocking: a full rendezvous backlog fails (TCP) rather than
+	 * blocking accept(); swap_in sets the app's blocking mode */
+	u = flp_real.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (u < 0) {
 		r = -errno;
 		claim_end_adopt(s->map, idx, gen, false);
@@ -611,8 +725,11 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 	{
 		struct ucred cr;
 		socklen_t cl = sizeof(cr);
+		struct rdv_hdr h = { RDV_MAGIC, s->map->ino, (uint32_t)idx, gen };
 		if (flp_real.getsockopt(u, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
-		    cr.pid != client_pid || cr.uid != geteuid()) {
+		    cr.pid != client_pid || cr.uid != geteuid() ||
+		    flp_real.send(u, &h, sizeof(h), MSG_DONTWAIT | MSG_NOSIGNAL) !=
+		    (ssize_t)sizeof(h)) {
 			flp_real.close(u);
 			claim_end_adopt(s->map, idx, gen, false);
 			return -EPROTO;
@@ -976,8 +1093,8 @@ static void forget_fd(int fd)
 		struct flp_sock *o = s->owner;
 		if (o && o->hidden_tcp == fd)
 			o->hidden_tcp = -1;
-		if (o && o->rdv_fd == fd)
-			o->rdv_fd = -1;
+		if (fd == rdv_fd)
+			rdv_fd = -1;
 		if ((last = fdt_detach(fd)))
 			sock_free(last);
 		return;
@@ -999,8 +1116,8 @@ void conn_forget_stale_locked(int fd)
 		if (last->kind == SK_HIDDEN) {
 			if (last->owner && last->owner->hidden_tcp == fd)
 				last->owner->hidden_tcp = -1;
-			if (last->owner && last->owner->rdv_fd == fd)
-				last->owner->rdv_fd = -1;
+			if (fd == rdv_fd)
+				rdv_fd = -1;
 			sock_free(last);
 		} else {
 			teardown(last);
@@ -1260,6 +1377,7 @@ void conn_after_fork_child(void)
 	flp_pid = getpid();
 	flp_start = flp_proc_start(flp_pid);
 	pthread_mutex_init(&flp_mu, NULL);
+	rendezvous_forget();
 }
 
 void conn_init(void)

@@ -72,7 +72,6 @@ struct flp_sock *sock_new(int kind)
 	s->fds_cap = SOCK_MAX_FDS;
 	pthread_mutex_init(&s->mu, NULL);
 	s->kind = kind;
-	s->rdv_fd = -1;
 	s->hidden_tcp = -1;
 	s->slot = -1;
 	return s;

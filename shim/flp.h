@@ -302,7 +302,6 @@ struct flp_sock {
 	struct reg_map *map;
 	int slot;
 	uint32_t gen;
-	int rdv_fd;                     /* client: UDS rendezvous listener */
 	char *retained;
 	size_t retained_len;
 	/* FAST */

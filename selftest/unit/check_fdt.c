@@ -28,7 +28,6 @@ START_TEST(test_new)
 	ck_assert_ptr_nonnull(s);
 	ck_assert_int_eq(s->kind, SK_PENDING);
 	ck_assert_int_eq(s->nfds, 0);
-	ck_assert_int_eq(s->rdv_fd, -1);
 	ck_assert_int_eq(s->hidden_tcp, -1);
 	ck_assert_int_eq(s->slot, -1);
 	ck_assert_ptr_null(s->map);
@@ -142,7 +141,7 @@ START_TEST(test_recycle)
 	a->retained = malloc(64);
 	ck_assert_ptr_nonnull(a->retained);
 	a->retained_len = 64;
-	a->rdv_fd = 7;
+	a->hidden_tcp = 7;
 	a->slot = 3;
 	a->nfds = 2;
 	a->server = true;
@@ -159,7 +158,7 @@ START_TEST(test_recycle)
 	ck_assert_int_eq(d->kind, SK_LISTENER);
 	ck_assert_ptr_null(d->retained);
 	ck_assert_uint_eq(d->retained_len, 0);
-	ck_assert_int_eq(d->rdv_fd, -1);
+	ck_assert_int_eq(d->hidden_tcp, -1);
 	ck_assert_int_eq(d->slot, -1);
 	ck_assert_int_eq(d->nfds, 0);
 	ck_assert(!d->server);
