@@ -247,6 +247,7 @@ struct rdv_hdr {
 struct rdv_stash {
 	int fd;
 	pid_t pid;              /* SO_PEERCRED of the adopter */
+	bool known;             /* header read */
 	struct rdv_hdr h;
 	struct rdv_stash *next;
 };
@@ -323,6 +324,45 @@ static void rendezvous_forget(void)
 }
 
 /*
+ * Read the header of a rendezvous connection without waiting.  Returns 1
+ * (read: *h, *pid filled), 0 (not written yet: another claim's adopter is
+ * between its connect and its header) or -1 (not an adopter of ours).
+ */
+static int rdv_identify(int u, struct rdv_hdr *h, pid_t *pid)
+{
+	struct ucred cr;
+	socklen_t cl = sizeof(cr);
+	ssize_t r = flp_real.recv(u, h, sizeof(*h), MSG_DONTWAIT);
+
+	if (r < 0 && errno == EAGAIN)
+		return 0;
+	if (r != (ssize_t)sizeof(*h) || h->magic != RDV_MAGIC ||
+	    flp_real.getsockopt(u, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
+	    cr.uid != geteuid())
+		return -1;
+	*pid = cr.pid;
+	return 1;
+}
+
+static void rdv_keep(int u, const struct rdv_hdr *h, pid_t pid, bool known)
+{
+	struct rdv_stash *e;
+
+	if (rdv_nstash >= RDV_STASH_MAX || !(e = malloc(sizeof(*e)))) {
+		flp_real.close(u);
+		return;
+	}
+	e->fd = u;
+	e->pid = pid;
+	e->known = known;
+	if (h)
+		e->h = *h;
+	e->next = rdv_stash;
+	rdv_stash = e;
+	rdv_nstash++;
+}
+
+/*
  * The UDS an adopter connected for claim (ino, slot, gen), with the
  * adopter's pid in *pid.  Returns the fd or -errno.  Caller holds flp_mu.
  */
@@ -330,8 +370,19 @@ static int rendezvous_take(uint64_t ino, uint32_t slot, uint32_t gen, pid_t *pid
 {
 	struct rdv_stash **pp, *e;
 
-	for (pp = &rdv_stash; (e = *pp); pp = &e->next)
-		if (e->h.ino == ino && e->h.slot == slot && e->h.gen == gen) {
+	for (pp = &rdv_stash; (e = *pp);) {
+		if (!e->known) {
+			int k = rdv_identify(e->fd, &e->h, &e->pid);
+			if (k < 0) {
+				*pp = e->next;
+				flp_real.close(e->fd);
+				free(e);
+				rdv_nstash--;
+				continue;
+			}
+			e->known = k > 0;
+		}
+		if (e->known && e->h.ino == ino && e->h.slot == slot && e->h.gen == gen) {
 			int fd = e->fd;
 			*pid = e->pid;
 			*pp = e->next;
@@ -339,39 +390,31 @@ static int rendezvous_take(uint64_t ino, uint32_t slot, uint32_t gen, pid_t *pid
 			rdv_nstash--;
 			return fd;
 		}
+		pp = &e->next;
+	}
 	if (rdv_fd < 0 || rdv_pid != flp_pid)
 		return -ENOTCONN;
-	/* the adopter connected and wrote the header before TAKEN: all the
-	 * connections we may need are in the backlog now */
+	/* our adopter connected and wrote the header before TAKEN: the
+	 * connection we need is in the backlog now */
 	for (int i = 0; i < 4 * RDV_STASH_MAX; i++) {
 		struct rdv_hdr h;
-		struct ucred cr;
-		socklen_t cl = sizeof(cr);
+		pid_t p = 0;
 		int u = flp_real.accept4(rdv_fd, NULL, NULL, SOCK_CLOEXEC);
+		int k;
 
 		if (u < 0)
 			return -errno;
-		if (flp_real.recv(u, &h, sizeof(h), MSG_DONTWAIT) != (ssize_t)sizeof(h) ||
-		    h.magic != RDV_MAGIC ||
-		    flp_real.getsockopt(u, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
-		    cr.uid != geteuid()) {
-			flp_real.close(u);   /* not an adopter of ours */
-			continue;
-		}
-		if (h.ino == ino && h.slot == slot && h.gen == gen) {
-			*pid = cr.pid;
-			return u;
-		}
-		if (rdv_nstash >= RDV_STASH_MAX || !(e = malloc(sizeof(*e)))) {
+		k = rdv_identify(u, &h, &p);
+		if (k < 0) {
 			flp_real.close(u);
 			continue;
 		}
-		e->fd = u;
-		e->pid = cr.pid;
-		e->h = h;
-		e->next = rdv_stash;
-		rdv_stash = e;
-		rdv_nstash++;
+		if (k > 0 && h.ino == ino && h.slot == slot && h.gen == gen) {
+			*pid = p;
+			return u;
+		}
+		/* another pending socket's, maybe not even identified yet */
+		rdv_keep(u, k > 0 ? &h : NULL, p, k > 0);
 	}
 	return -ENOENT;
 }
@@ -726,10 +769,14 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 		struct ucred cr;
 		socklen_t cl = sizeof(cr);
 		struct rdv_hdr h = { RDV_MAGIC, s->map->ino, (uint32_t)idx, gen };
+		ssize_t w = -2;
 		if (flp_real.getsockopt(u, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
 		    cr.pid != client_pid || cr.uid != geteuid() ||
-		    flp_real.send(u, &h, sizeof(h), MSG_DONTWAIT | MSG_NOSIGNAL) !=
+		    (w = flp_real.send(u, &h, sizeof(h), MSG_DONTWAIT | MSG_NOSIGNAL)) !=
 		    (ssize_t)sizeof(h)) {
+			FLP_DBG("rendezvous %.*s: peer pid %d uid %d, claim pid %d, header %zd (%s)",
+				n - 1, un.sun_path + 1, (int)cr.pid, (int)cr.uid, client_pid,
+				w, w < 0 && w != -2 ? strerror(errno) : "-");
 			flp_real.close(u);
 			claim_end_adopt(s->map, idx, gen, false);
 			return -EPROTO;
