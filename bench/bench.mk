@@ -12,7 +12,7 @@
 BENCH_DIR    := build/bench
 BENCH_CFLAGS := -O2 -Wall -Wextra -Werror -std=gnu11
 BENCH_COMMON := bench/micro/xfer_common.c bench/micro/xfer.h
-BENCH_PROGS  := $(BENCH_DIR)/xfer_tcp $(BENCH_DIR)/xfer_ipc
+BENCH_PROGS  := $(BENCH_DIR)/xfer_tcp $(BENCH_DIR)/xfer_ipc $(BENCH_DIR)/crr
 
 .PHONY: bench bench-quick bench-smoke bench-progs demo
 
@@ -26,6 +26,9 @@ $(BENCH_DIR)/xfer_tcp: bench/micro/xfer_tcp.c $(BENCH_COMMON) | $(BENCH_DIR)
 
 $(BENCH_DIR)/xfer_ipc: bench/micro/xfer_ipc.c bench/micro/ring.c bench/micro/ring.h $(BENCH_COMMON) | $(BENCH_DIR)
 	$(CC) $(BENCH_CFLAGS) -o $@ bench/micro/xfer_ipc.c bench/micro/ring.c bench/micro/xfer_common.c
+
+$(BENCH_DIR)/crr: bench/micro/crr.c | $(BENCH_DIR)
+	$(CC) $(BENCH_CFLAGS) -o $@ bench/micro/crr.c
 
 bench: $(LIB) $(BENCH_PROGS)
 	bench/run.sh --full

@@ -21,11 +21,13 @@ BEGIN {
 		rlabel[nr] = substr(rr[i], eq + 1)
 	}
 	unit["Mbps"] = "Mbit/s"; unit["rps"] = "req/s"; unit["tps"] = "trans/s"
+	unit["conn_per_s"] = "conn/s"; unit["secs"] = "s (all conns)"
 	unit["avg_us"] = "avg µs"; unit["p50_us"] = "p50 µs"; unit["p99_us"] = "p99 µs"
 	unit["p99.9_us"] = "p99.9 µs"
 	unit["cpu_s_per_GB"] = "CPU s/GB"; unit["cpu_s_per_Mtx"] = "CPU s/M trans"
 	unit["segs_per_MB"] = "TCP segs/MB"; unit["segs_per_tx"] = "TCP segs/trans"
-	section["Mbps"] = 1; section["rps"] = 1; section["tps"] = 1
+	section["Mbps"] = 1; section["rps"] = 1; section["tps"] = 1; section["conn_per_s"] = 1
+	section["secs"] = 2
 	section["avg_us"] = 2; section["p50_us"] = 2; section["p99_us"] = 2; section["p99.9_us"] = 2
 	section["cpu_s_per_GB"] = 3; section["cpu_s_per_Mtx"] = 3
 	section["segs_per_MB"] = 4; section["segs_per_tx"] = 4

@@ -60,6 +60,7 @@ case $MODE in
         QPERF_TESTS="tcp_lat tcp_bw"
         REDIS_N=5000; REDIS_PN=20000
         MICRO_SIZES="16K 1M 100M"
+        CRR_N=2000
         ;;
     quick)
         ROUNDS=2; DUR=1
@@ -68,6 +69,7 @@ case $MODE in
         QPERF_TESTS="tcp_lat tcp_bw"
         REDIS_N=20000; REDIS_PN=100000
         MICRO_SIZES="16K 32K 64K 128K 256K 512K 1M 2M 100M 1G"
+        CRR_N=5000
         ;;
     full)
         ROUNDS=5; DUR=2
@@ -76,6 +78,7 @@ case $MODE in
         QPERF_TESTS="tcp_lat tcp_bw"
         REDIS_N=100000; REDIS_PN=500000
         MICRO_SIZES="16K 32K 64K 128K 256K 512K 1M 2M 100M 200M 300M 400M 500M 600M 1G 2G 3G 4G"
+        CRR_N=20000
         ;;
 esac
 # Timed repetitions of the micro-programs by size class and mode.
@@ -120,13 +123,14 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 . "$ROOT/bench/lib.sh"
 maybe_enter_netns "$ROOT/bench/run.sh" "${ORIG_ARGS[@]}"
 
-if [ ! -x "$BB/xfer_tcp" ] || [ ! -x "$BB/xfer_ipc" ] ||
+if [ ! -x "$BB/xfer_tcp" ] || [ ! -x "$BB/xfer_ipc" ] || [ ! -x "$BB/crr" ] ||
    [ -n "$(find bench/micro -newer "$BB/xfer_ipc" -name '*.[ch]' 2>/dev/null)" ]; then
     echo "== building micro-programs into $BB"
     mkdir -p "$BB"
     CF="-O2 -Wall -Wextra -Werror -std=gnu11"
     ${CC:-cc} $CF -o "$BB/xfer_tcp" bench/micro/xfer_tcp.c bench/micro/xfer_common.c || exit 1
     ${CC:-cc} $CF -o "$BB/xfer_ipc" bench/micro/xfer_ipc.c bench/micro/ring.c bench/micro/xfer_common.c || exit 1
+    ${CC:-cc} $CF -o "$BB/crr" bench/micro/crr.c || exit 1
 fi
 
 TMP=$(mktemp -d /tmp/fastloop-bench.XXXXXX) || exit 2
@@ -453,6 +457,37 @@ t_wrk() {
     rec "$row" "$label" segs_per_tx "$(awk -v s="$SEGS" -v n="$n" 'BEGIN { if (n) printf "%.3g", s / n }')"
 }
 
+# nginx+wrk with "Connection: close": one TCP connection per request
+t_wrk_close() {
+    local row=$1 label="nginx+wrk 1 KiB, conn/req" rps n errs
+    run_client "$row" "$label" nginx $((DUR + 20)) \
+        wrk -t 2 -c 10 -d "${DUR}s" -H "Connection: close" "http://127.0.0.1:${PORT[nginx]}/1k.bin"
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$CL_OUT")
+    n=$(awk '/requests in/ { print $1; exit }' "$CL_OUT")
+    errs=$(grep -E 'Non-2xx|Socket errors' "$CL_OUT")
+    if [ $CL_RC -ne 0 ] || [ -z "$rps" ] || [ -n "$errs" ]; then
+        fail "$row $label: wrk exit $CL_RC ${errs:-$(tail -n 1 "$CL_OUT")}"
+        return
+    fi
+    rec "$row" "$label" rps "$rps"
+    rec "$row" "$label" cpu_s_per_Mtx "$(cpu_per "$n" 1e6)"
+}
+
+# Connection rate, one at a time: connect, 1 B, 1 B, close (bench/micro/crr)
+t_crr() {
+    local row=$1 label="connect+1B+1B+close" rate secs
+    run_client "$row" "$label" none $((CRR_N / 500 + 60)) "$BB/crr" run -n "$CRR_N"
+    rate=$(awk '/^conns/ { print $6 }' "$CL_OUT")
+    secs=$(awk '/^conns/ { print $4 }' "$CL_OUT")
+    if [ $CL_RC -ne 0 ] || [ -z "$rate" ]; then
+        fail "$row $label: crr exit $CL_RC $(tail -n 1 "$CL_OUT")"
+        return
+    fi
+    rec "$row" "$label" conn_per_s "$rate"
+    rec "$row" "$label" secs "$secs"
+    rec "$row" "$label" cpu_s_per_Mtx "$(cpu_per "$CRR_N" 1e6)"
+}
+
 t_netperf() {   # ROW TEST(TCP_STREAM|TCP_RR|TCP_CRR)
     local row=$1 t=$2 label="netperf $2" v
     run_client "$row" "$label" netperf $((DUR + 20)) \
@@ -586,6 +621,8 @@ run_row_tests() {
     ensure_server redis "$row" && t_redis "$row" 1
     ensure_server redis "$row" && t_redis "$row" 16
     ensure_server nginx "$row" && t_wrk "$row"
+    ensure_server nginx "$row" && t_wrk_close "$row"
+    t_crr "$row"
     if [ $HAVE_NETPERF = 1 ]; then
         for v in TCP_STREAM TCP_RR TCP_CRR; do ensure_server netperf "$row" && t_netperf "$row" "$v"; done
     fi
