@@ -31,7 +31,7 @@ void cfg_defaults(struct flp_cfg *c)
 	c->log_level = FLP_LOG_WARN;
 	c->retain = 256 * 1024;
 	c->accept_wait_us = 200;
-	c->decide_wait_us = 50000;
+	c->decide_wait_us = 10000;
 	c->spin_us = 50;
 	snprintf(c->dir, sizeof(c->dir), "/dev/shm/fastloop-%u", (unsigned)geteuid());
 }

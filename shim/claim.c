@@ -104,13 +104,16 @@ void claim_fill(struct reg_map *m, int slot, uint32_t gen,
 
 /*
  * Server side: find an OPEN slot for this 4-tuple.  Returns the index with
- * the observed word in *sw, or -ENOENT; *pending says whether an
+ * the observed word in *sw, -ECANCELED if the claim was revoked, or
+ * -ENOENT; *pending says whether an
  * announcement without a port is waiting for our address (worth a short
  * wait).
  */
 int claim_find(struct reg_map *m, const struct reg_addr *cli,
 	       const struct reg_addr *srv, uint64_t *sw, bool *pending)
 {
+	bool revoked = false;
+
 	*pending = false;
 	for (int i = 0; i < REG_NSLOTS; i++) {
 		struct reg_slot *s = &m->slots[i];
@@ -118,6 +121,13 @@ int claim_find(struct reg_map *m, const struct reg_addr *cli,
 		uint32_t st = claim_state(w);
 		struct reg_addr c, d;
 
+		if (st == SLOT_REVOKED) {
+			/* our client gave up before we got here (a moment later
+			 * its slot is free and this cannot be told) */
+			memcpy(&c, &s->cli, sizeof(c));
+			revoked |= addr_eq(&c, cli);
+			continue;
+		}
 		if (st != SLOT_OPEN && st != SLOT_ANNOUNCED && st != SLOT_BUSY)
 			continue;
 		memcpy(&d, &s->srv, sizeof(d));
@@ -139,7 +149,7 @@ int claim_find(struct reg_map *m, const struct reg_addr *cli,
 		*sw = w;
 		return i;
 	}
-	return -ENOENT;
+	return revoked ? -ECANCELED : -ENOENT;
 }
 
 bool claim_begin_adopt(struct reg_map *m, int slot, uint64_t sw)

@@ -860,6 +860,11 @@ static bool try_adopt(struct flp_sock *s, int wait_us, bool *pending)
 		return false;
 	for (;;) {
 		idx = claim_find(s->map, &cli, &srv, &sw, pending);
+		if (idx == -ECANCELED) {
+			*pending = false;
+			to_tcp(s, "revoked");
+			return false;
+		}
 		if (idx >= 0) {
 			r = adopt(s, idx, sw);
 			if (r > 0)

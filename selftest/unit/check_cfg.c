@@ -72,7 +72,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(c.log_level, FLP_LOG_WARN);
 	ck_assert_uint_eq(c.retain, 256 * 1024);
 	ck_assert_int_eq(c.accept_wait_us, 200);
-	ck_assert_int_eq(c.decide_wait_us, 50000);
+	ck_assert_int_eq(c.decide_wait_us, 10000);
 	ck_assert_str_eq(c.dir, dir);
 	ck_assert_str_eq(c.log_file, "");
 	ck_assert(!c.setuid);
