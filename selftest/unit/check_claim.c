@@ -222,11 +222,13 @@ START_TEST(test_revoke)
 	ck_assert_uint_eq(claim_poll(m, idx, gen), SLOT_REVOKED);
 	ck_assert(!claim_begin_adopt(m, idx, sw));
 	ck_assert_uint_eq(claim_poll(m, idx, gen), SLOT_REVOKED);
-	ck_assert_int_eq(claim_find(m, &cli, &srv, &sw, &pending), -ENOENT);
+	/* the server can tell "revoked" while the slot is not released */
+	ck_assert_int_eq(claim_find(m, &cli, &srv, &sw, &pending), -ECANCELED);
 	ck_assert(!pending);
 	ck_assert_uint_eq(claim_revoke(m, idx, gen), SLOT_REVOKED);  /* idempotent */
 	claim_release(m, idx, gen);
 	ck_assert_uint_eq(claim_poll(m, idx, gen), SLOT_FREE);
+	ck_assert_int_eq(claim_find(m, &cli, &srv, &sw, &pending), -ENOENT);
 
 	/* revoking an announcement that was never filled */
 	i2 = claim_announce(m, &srv, "r", 1, &g2);
