@@ -242,20 +242,28 @@ static void sendfile_client(int port)
 
 /* --------------------------------------------------- readiness (poll...) */
 
-/* The server answers each 1-byte request with 1000 bytes, 200 times. */
-static void rr_server(int lfd)
+/* Answer each 1-byte request c with 1000 bytes of stream c, n times, then
+ * expect EOF. */
+static void serve_rr_fd(int fd, int n)
 {
-	int fd = accept(lfd, NULL, NULL);
 	uint8_t buf[1000];
 	char c;
 
-	CHECK(fd >= 0, "accept");
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < n; i++) {
 		t_read_all(fd, &c, 1);
 		t_fill(buf, sizeof(buf), (uint64_t)c, 0);
 		t_write_all(fd, buf, sizeof(buf));
 	}
 	CHECK(read(fd, &c, 1) == 0, "EOF");
+}
+
+/* The server answers each 1-byte request with 1000 bytes, 200 times. */
+static void rr_server(int lfd)
+{
+	int fd = accept(lfd, NULL, NULL);
+
+	CHECK(fd >= 0, "accept");
+	serve_rr_fd(fd, 200);
 	t_expect(fd);
 	close(fd);
 }
@@ -638,34 +646,14 @@ static void dup_server(int lfd)
 {
 	/* the same protocol as rr_server but 199 requests (one shared) */
 	int fd = accept(lfd, NULL, NULL);
-	uint8_t buf[1000];
-	char c;
 
 	CHECK(fd >= 0, "accept");
-	for (int i = 0; i < 199; i++) {
-		t_read_all(fd, &c, 1);
-		t_fill(buf, sizeof(buf), (uint64_t)c, 0);
-		t_write_all(fd, buf, sizeof(buf));
-	}
-	CHECK(read(fd, &c, 1) == 0, "EOF");
+	serve_rr_fd(fd, 199);
 	t_expect(fd);
 	close(fd);
 }
 
 /* ------------------------------------------- fork after accept, prefork */
-
-static void serve_rr_fd(int fd, int n)
-{
-	uint8_t buf[1000];
-	char c;
-
-	for (int i = 0; i < n; i++) {
-		t_read_all(fd, &c, 1);
-		t_fill(buf, sizeof(buf), (uint64_t)c, 0);
-		t_write_all(fd, buf, sizeof(buf));
-	}
-	CHECK(read(fd, &c, 1) == 0, "EOF");
-}
 
 static void client_rr(int port, int n)
 {
