@@ -10,7 +10,7 @@ INTEG_SRC    := $(wildcard selftest/integ/*.c)
 INTEG_BIN    := $(INTEG_SRC:selftest/integ/%.c=$(BUILD)/selftest/integ/%)
 TEST_CFLAGS  := -std=gnu11 -O1 -g -Wall -Wextra $(WERROR) -D_GNU_SOURCE $(SAN)
 
-.PHONY: deps check-unit check-integ check-interop check-nm
+.PHONY: deps check-unit check-integ check-interop check-nm check-install
 
 # What the tests need, installed when root (scripts/need says what is missing otherwise).
 deps:
@@ -29,6 +29,21 @@ $(BUILD)/selftest/integ/%: selftest/integ/%.c selftest/integ/tlib.h
 check-nm: $(LIB)
 	@selftest/check-exports.sh $(LIB)
 
+# install into a scratch DESTDIR; the wrapper must find the library there
+# (FASTLOOP_LIB, as PREFIX is not where DESTDIR put it) and preload it
+check-install: $(LIB)
+	@rm -rf $(BUILD)/inst
+	@$(MAKE) --no-print-directory install PREFIX=/usr/local DESTDIR=$(CURDIR)/$(BUILD)/inst >/dev/null
+	@for f in lib/libfastloop.so bin/fastloop share/doc/fastloop/README.md share/doc/fastloop/design.md; do \
+	    test -f $(BUILD)/inst/usr/local/$$f || { echo "check-install: $$f missing"; exit 1; }; done
+	@grep -q '^LIBDEFAULT=/usr/local/lib/libfastloop.so$$' $(BUILD)/inst/usr/local/bin/fastloop || \
+	    { echo "check-install: wrapper does not point at PREFIX"; exit 1; }
+	@out=$$(FASTLOOP_LIB=$(CURDIR)/$(BUILD)/inst/usr/local/lib/libfastloop.so \
+	    $(BUILD)/inst/usr/local/bin/fastloop run -- sh -c 'echo "$$LD_PRELOAD"'); \
+	    case $$out in *inst/usr/local/lib/libfastloop.so*) echo "check-install: ok" ;; \
+	    *) echo "check-install: wrapper did not preload the library ($$out)"; exit 1 ;; esac
+	@rm -rf $(BUILD)/inst
+
 check-unit: $(UNIT_BIN)
 	CK_DEFAULT_TIMEOUT=60 CK_TAP_LOG_FILE_NAME=$(BUILD)/selftest/unit.tap $(UNIT_BIN)
 
@@ -41,5 +56,5 @@ check-interop: $(LIB)
 
 check: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory check-nm check-unit check-integ check-interop
+	@$(MAKE) --no-print-directory check-nm check-install check-unit check-integ check-interop
 	@$(MAKE) --no-print-directory bench-smoke
