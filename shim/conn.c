@@ -541,17 +541,20 @@ plain:
  * Put newfd in place of every fd number of s, carrying O_NONBLOCK, each
  * number's FD_CLOEXEC and its epoll registrations.  newfd is consumed.
  */
-static int swap_in(struct flp_sock *s, int newfd)
+static int swap_in(struct flp_sock *s, int newfd, bool new_nonblock)
 {
-	int fl = flp_real.fcntl(s->fds[0], F_GETFL);
-	int nfl = flp_real.fcntl(newfd, F_GETFL);
+	/* the app's own flags: known for a socket accept() returns just now,
+	 * asked from the kernel otherwise */
+	int fl = s->fresh ? ((s->acc_flags & SOCK_NONBLOCK) ? O_NONBLOCK : 0)
+			  : flp_real.fcntl(s->fds[0], F_GETFL);
 
 	/* the app's blocking mode, whatever the new socket was made with */
-	if (fl >= 0 && nfl >= 0 && (fl & O_NONBLOCK) != (nfl & O_NONBLOCK))
-		flp_real.fcntl(newfd, F_SETFL, (nfl & ~O_NONBLOCK) | (fl & O_NONBLOCK));
+	if (fl >= 0 && !!(fl & O_NONBLOCK) != new_nonblock)
+		flp_real.fcntl(newfd, F_SETFL, fl & O_NONBLOCK);
 	for (int i = 0; i < s->nfds; i++) {
 		int n = s->fds[i];
-		int fdfl = flp_real.fcntl(n, F_GETFD);
+		int fdfl = s->fresh ? ((s->acc_flags & SOCK_CLOEXEC) ? FD_CLOEXEC : 0)
+				    : flp_real.fcntl(n, F_GETFD);
 
 		for (int k = 0; k < s->nep; k++)
 			if (s->ep[k].fd == n)
@@ -657,9 +660,10 @@ static void client_switch(struct flp_sock *s)
 	pid_t pid = 0;
 	int u, r;
 
-	/* the doorbell is never data: drain it first (also so that closing
-	 * TCP sends FIN, not RST); after TAKEN the server sends nothing else */
-	flp_real.recv(s->fds[0], junk, sizeof(junk), MSG_DONTWAIT);
+	/* The doorbell is never data.  On success the TCP socket is closed
+	 * by the dup3 below with it unread (the reset that causes goes to
+	 * a server socket that discards everything); on failure it is
+	 * drained before the app can read it. */
 	u = rendezvous_take(s->map->ino, (uint32_t)s->slot, s->gen, &pid);
 	if (u < 0) {
 		r = u;
@@ -688,7 +692,7 @@ static void client_switch(struct flp_sock *s)
 	 * wait, or the app's poll); a local read shutdown wakes it to find
 	 * the UDS in place.  Nothing is sent to the peer. */
 	flp_real.shutdown(s->fds[0], SHUT_RD);
-	if ((r = swap_in(s, u)) < 0)
+	if ((r = swap_in(s, u, false)) < 0)
 		goto err;
 	drop_claim(s);
 	set_kind(s, SK_FAST);
@@ -697,6 +701,7 @@ static void client_switch(struct flp_sock *s)
 err:
 	FLP_ERR("switch to the fast channel failed: %s; resetting the connection",
 		strerror(-r));
+	flp_real.recv(s->fds[0], junk, sizeof(junk), MSG_DONTWAIT);
 	for (int i = 0; i < s->nfds; i++)
 		flp_real.shutdown(s->fds[i], SHUT_RDWR);
 	to_tcp(s, "error-switch");
@@ -724,12 +729,14 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 	uint32_t gen = claim_gen(sw);
 	int client_pid, u, hid, r;
 	bool switched = false;
+	uid_t euid;
 	uint8_t n;
 
 	if (!claim_begin_adopt(s->map, idx, sw))
 		return 0;
 	client_pid = sl->client_pid;
-	if (sl->client_uid != geteuid()) {
+	euid = geteuid();
+	if (sl->client_uid != euid) {
 		/* e.g. nginx: a root client, a worker that dropped to nobody;
 		 * the client would refuse our UDS (SO_PEERCRED): stay TCP */
 		claim_end_adopt(s->map, idx, gen, false);
@@ -771,7 +778,7 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 		struct rdv_hdr h = { RDV_MAGIC, s->map->ino, (uint32_t)idx, gen };
 		ssize_t w = -2;
 		if (flp_real.getsockopt(u, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
-		    cr.pid != client_pid || cr.uid != geteuid() ||
+		    cr.pid != client_pid || cr.uid != euid ||
 		    (w = flp_real.send(u, &h, sizeof(h), MSG_DONTWAIT | MSG_NOSIGNAL)) !=
 		    (ssize_t)sizeof(h)) {
 			FLP_DBG("rendezvous %.*s: peer pid %d uid %d, claim pid %d, header %zd (%s)",
@@ -814,7 +821,7 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 			FLP_WARN("cannot keep the TCP socket (%s); a pending client "
 				 "will see a reset and switch", strerror(errno));
 	}
-	if ((r = swap_in(s, u)) < 0) {
+	if ((r = swap_in(s, u, true)) < 0) {
 		/* the app's fd still is the TCP socket, but the client is
 		 * switching: nothing consistent is left but a reset */
 		FLP_ERR("cannot install the fast channel: %s", strerror(-r));
@@ -939,11 +946,15 @@ int conn_accept(int lfd, struct sockaddr *sa, socklen_t *len, int flags)
 	s->local_len = sizeof(s->local);
 	flp_real.getsockname(fd, (struct sockaddr *)&s->local, &s->local_len);
 	fdt_attach(fd, s);
+	s->fresh = true;                /* the app has not seen fd yet */
+	s->acc_flags = flags;
 	if (!try_adopt(s, flp_cfg.accept_wait_us, &pending) && fdt_get(fd) == s) {
 		if (!pending)
 			to_tcp(s, "peer-not-preloaded");
 		/* else: undecided until the first data operation */
 	}
+	if (fdt_get(fd) == s)
+		s->fresh = false;
 	pthread_mutex_unlock(&flp_mu);
 	return fd;
 }

@@ -318,6 +318,8 @@ struct flp_sock {
 	struct flp_sock *pend_next, *pend_prev;
 	bool on_pend;
 	bool connect_pending;   /* the app's connect() said EINPROGRESS */
+	bool fresh;             /* inside accept(): acc_flags are the fd's flags */
+	int acc_flags;
 };
 
 int fdt_init(void) FLP_HIDDEN;
