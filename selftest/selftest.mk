@@ -49,7 +49,7 @@ check-unit: $(UNIT_BIN)
 
 check-integ: $(LIB) $(INTEG_BIN)
 	BUILD=$(BUILD) SAN_RT=$(SAN_RT) selftest/integ/run.sh
-	@BUILD=$(BUILD) selftest/integ/registry.sh; r=$$?; [ $$r = 0 ] || [ $$r = 77 ]
+	@BUILD=$(BUILD) SAN_RT=$(SAN_RT) selftest/integ/registry.sh; r=$$?; [ $$r = 0 ] || [ $$r = 77 ]
 
 check-interop: $(LIB)
 	LIB=$(CURDIR)/$(LIB) selftest/interop/run-all.sh
