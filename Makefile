@@ -51,6 +51,7 @@ asan:
 # ThreadSanitizer (gcc's runtime: clang 14's cannot map its shadow on this
 # kernel's address layout).
 tsan:
+	TSAN_OPTIONS="suppressions=$(CURDIR)/selftest/tsan.supp $${TSAN_OPTIONS:-}" \
 	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread" \
 	    SAN_RT="$$($(CC) -print-file-name=libtsan.so)" FLP_MANY=2000 check-unit check-integ
 
