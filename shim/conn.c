@@ -6,17 +6,18 @@
  * these slow paths).  Data on a FAST socket never comes here: its fd is a
  * connected AF_UNIX stream socket and the kernel does the work.
  *
- * The UDS channel is built like this: the client, before connect(), makes
- * a listening AF_UNIX socket with a kernel-chosen abstract name (the
- * "rendezvous") and writes the name into its claim.  The adopting server
- * connect()s to it — that completes at once, the connection waits in the
- * rendezvous backlog — marks the claim TAKEN and sends one doorbell byte
- * over TCP.  The client, at its next call on the socket (or when the
- * doorbell wakes it), accepts, checks SO_PEERCRED against the adopter,
- * re-sends what it had sent over TCP meanwhile, and dup3()s the UDS onto
- * its fd.  The server keeps its TCP socket (hidden, at a high fd) until the
- * app closes the connection, so that a still-PENDING client's TCP writes
- * never meet a closed peer.
+ * The UDS channel is built like this: each client process has one
+ * listening AF_UNIX socket with a kernel-chosen abstract name (the
+ * "rendezvous"); a claim carries its name.  The adopting server connect()s
+ * to it — that completes at once, the connection waits in the backlog —
+ * writes a header naming the claim, marks the claim TAKEN and sends one
+ * doorbell byte over TCP.  The client, at its next call on the socket (or
+ * spinning for it, or woken by the doorbell), takes its connection out of
+ * the backlog, checks SO_PEERCRED against the adopter, re-sends what it
+ * had sent over TCP meanwhile, and dup3()s the UDS onto its fd.  The
+ * server keeps its TCP socket (hidden, at a high fd) until the connection
+ * closes only if the client has not switched by the end of its accept(),
+ * so that a still-PENDING client's TCP writes never meet a closed peer.
  */
 #include <fcntl.h>
 #include <sched.h>
@@ -33,7 +34,7 @@
 
 static size_t retain_max;   /* effective retention bound */
 
-/* Connections that had to leave the fast path, by reason (for logs). */
+/* The one log line per connection: its transport, or tcp and why. */
 static void log_conn(struct flp_sock *s, const char *transport,
 		     const char *reason)
 {
