@@ -14,7 +14,7 @@ BENCH_CFLAGS := -O2 -Wall -Wextra -Werror -std=gnu11
 BENCH_COMMON := bench/micro/xfer_common.c bench/micro/xfer.h
 BENCH_PROGS  := $(BENCH_DIR)/xfer_tcp $(BENCH_DIR)/xfer_ipc $(BENCH_DIR)/crr
 
-.PHONY: bench bench-quick bench-smoke bench-progs demo
+.PHONY: bench bench-quick bench-smoke bench-progs demo demo-deps
 
 bench-progs: $(BENCH_PROGS)
 
@@ -41,5 +41,9 @@ bench-quick: $(LIB) $(BENCH_PROGS)
 bench-smoke: $(BENCH_PROGS)
 	bench/run.sh --smoke
 
-demo: $(LIB) $(BENCH_PROGS)
+# The compiler first (a fresh machine may lack it), then the build.
+demo-deps:
+	@scripts/need gcc make iperf3 sockperf
+
+demo: demo-deps $(LIB) $(BENCH_PROGS)
 	bench/demo.sh
