@@ -325,8 +325,17 @@ int wait_epoll(int epfd, struct epoll_event *ev, int max, long long timeout_ns,
 		long long left = timeout_ns;
 		int r;
 
-		if (flp_ep_pending && timeout_ns != 0)
+		/* a pending client here: ready events first, then spin for the
+		 * adoption, then sleep; an event loop with other connections
+		 * ready must not wait for our spin */
+		if (flp_ep_pending && timeout_ns != 0) {
+			r = flp_real.epoll_pwait(epfd, ev, max, 0, mask);
+			if (r < 0)
+				return -errno;
+			if (r > 0 && (r = wait_fix_epoll(epfd, ev, r)) > 0)
+				return r;
 			conn_spin_take(epfd, -1);
+		}
 
 		if (timeout_ns > 0) {
 			uint64_t now = flp_now_us();
