@@ -2,8 +2,9 @@
  * io.c — data calls on a socket that is not final yet.
  *
  * A PENDING client sends over TCP and keeps a copy of what it sent (up to
- * the retention bound) for the re-send at the switch; past the bound it
- * revokes its claim and stays TCP.  It never blocks inside a TCP send:
+ * the retention bound) for the re-send at the switch; at the bound it waits
+ * a bounded time for the adoption, then revokes its claim and stays TCP.
+ * It never blocks inside a TCP send:
  * while it waits for room it also waits for the doorbell, since a server
  * that adopted will never read the TCP bytes.  A receive waits in the
  * kernel (MSG_PEEK) for the first byte — doorbell or the server's data —
@@ -209,11 +210,12 @@ ssize_t io_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 		 * doorbell (a sleeping wakeup costs ~20 us here) */
 		if (i == 0 && conn_spin_take(-1, fd))
 			continue;
-		/* wait in the kernel for the doorbell, data or EOF */
+		/* wait in the kernel for the doorbell, data or EOF; EINTR and
+		 * SO_RCVTIMEO's EAGAIN are the app's; anything else (data, EOF,
+		 * a reset) is settled above: a switch, or TCP with the same
+		 * result for the real call */
 		r = flp_real.recv(fd, &b, 1, MSG_PEEK);
 		if (r < 0 && (errno == EINTR || errno == EAGAIN))
-			return -errno;
-		if (r < 0)
 			return -errno;
 	}
 	return -EIO;

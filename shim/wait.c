@@ -92,22 +92,26 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 			return -ENOMEM;
 		}
 	}
+	/* round 0 only looks (timeout 0): ready fds are returned at once.
+	 * Before the first blocking round a pending client spins for its
+	 * adoption instead of sleeping for the doorbell. */
 	for (int round = 0; round < 1000000; round++) {
 		int ms;
 
-		if (timeout_ms != 0 && round == 0 && conn_spin_take(-1, -1)) {
+		if (round == 1 && conn_spin_take(-1, -1)) {
 			/* something switched: refresh who is still pending */
 			any = false;
 			for (nfds_t i = 0; i < n; i++)
 				any |= pfd[i].fd >= 0 && is_pending(pfd[i].fd);
 			if (!any) {
-				struct timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
-				r = flp_real.ppoll(pfd, n, timeout_ms < 0 ? NULL : &ts, mask);
+				ms = timeout_ms < 0 ? -1 : remaining_ms(deadline);
+				struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+				r = flp_real.ppoll(pfd, n, ms < 0 ? NULL : &ts, mask);
 				r = r < 0 ? -errno : r;
 				break;
 			}
 		}
-		ms = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : remaining_ms(deadline);
+		ms = round == 0 || timeout_ms == 0 ? 0 : timeout_ms < 0 ? -1 : remaining_ms(deadline);
 		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
 		for (nfds_t i = 0; i < n; i++) {
@@ -134,12 +138,12 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 				pfd[i].revents &= orig[i] | POLLERR | POLLHUP | POLLNVAL;
 			}
 		}
-		if (r <= 0)
+		if (r < 0)
 			break;
 		r = 0;
 		for (nfds_t i = 0; i < n; i++)
 			r += pfd[i].revents != 0;
-		if (r || (timeout_ms >= 0 && remaining_ms(deadline) == 0))
+		if (r || timeout_ms == 0 || (timeout_ms > 0 && round > 0 && remaining_ms(deadline) == 0))
 			break;
 	}
 	if (orig != small) {
