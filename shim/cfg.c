@@ -88,6 +88,19 @@ static int set_path(const char *val, char *dst, size_t len)
 	return 0;
 }
 
+/* The numeric keys: where each lives in struct flp_cfg and its range. */
+static const struct num_key {
+	const char *name;
+	size_t off;
+	long lo, hi;
+	bool is_size;           /* size_t field, else int */
+} num_keys[] = {
+	{ "retain", offsetof(struct flp_cfg, retain), 0, 64L << 20, true },
+	{ "accept_wait_us", offsetof(struct flp_cfg, accept_wait_us), 0, 100000, false },
+	{ "decide_wait_us", offsetof(struct flp_cfg, decide_wait_us), 0, 10000000, false },
+	{ "spin_us", offsetof(struct flp_cfg, spin_us), 0, 1000000, false },
+};
+
 /*
  * Set one key.  Returns 0, or -EINVAL/-ERANGE/-ENOENT (unknown key) and
  * leaves the old value in place.
@@ -109,29 +122,17 @@ int cfg_set(struct flp_cfg *c, const char *key, const char *val)
 		return set_path(val, c->log_file, sizeof(c->log_file));
 	if (!strcasecmp(key, "dir"))
 		return *val ? set_path(val, c->dir, sizeof(c->dir)) : -EINVAL;
-	if (!strcasecmp(key, "retain")) {
-		r = set_long(val, 0, 64L << 20, &v);
-		if (!r)
-			c->retain = (size_t)v;
-		return r;
-	}
-	if (!strcasecmp(key, "accept_wait_us")) {
-		r = set_long(val, 0, 100000, &v);
-		if (!r)
-			c->accept_wait_us = (int)v;
-		return r;
-	}
-	if (!strcasecmp(key, "spin_us")) {
-		r = set_long(val, 0, 1000000, &v);
-		if (!r)
-			c->spin_us = (int)v;
-		return r;
-	}
-	if (!strcasecmp(key, "decide_wait_us")) {
-		r = set_long(val, 0, 10000000, &v);
-		if (!r)
-			c->decide_wait_us = (int)v;
-		return r;
+	for (size_t i = 0; i < sizeof(num_keys) / sizeof(num_keys[0]); i++) {
+		const struct num_key *k = &num_keys[i];
+		if (strcasecmp(key, k->name))
+			continue;
+		if ((r = set_long(val, k->lo, k->hi, &v)) < 0)
+			return r;
+		if (k->is_size)
+			*(size_t *)((char *)c + k->off) = (size_t)v;
+		else
+			*(int *)((char *)c + k->off) = (int)v;
+		return 0;
 	}
 	return -ENOENT;
 }
