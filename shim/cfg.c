@@ -33,7 +33,11 @@ void cfg_defaults(struct flp_cfg *c)
 	c->accept_wait_us = 200;
 	c->decide_wait_us = 10000;
 	c->spin_us = 50;
-	snprintf(c->dir, sizeof(c->dir), "/dev/shm/fastloop-%u", (unsigned)geteuid());
+	/* tmpfs where there is one (the handshake files are mapped); a
+	 * machine or container without /dev/shm uses /tmp */
+	snprintf(c->dir, sizeof(c->dir), "%s/fastloop-%u",
+		 access("/dev/shm", W_OK | X_OK) == 0 ? "/dev/shm" : "/tmp",
+		 (unsigned)geteuid());
 }
 
 static int set_long(const char *val, long lo, long hi, long *out)
