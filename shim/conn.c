@@ -435,6 +435,7 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	uint8_t nlen = 0;
 	uint32_t gen;
 	int slot, r, e;
+	const char *why = "no-listener";
 
 	s = fdt_get(fd);
 	/* connect() again on a connected socket (hiredis polls completion
@@ -455,10 +456,25 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	}
 	if (fdt_hint(fd) & FDT_HINT_DECIDED)
 		goto plain;
-	if (flp_cfg.transport == FLP_TR_OFF || !reg_enabled() || !sa ||
+	if (flp_cfg.transport == FLP_TR_OFF || !sa || s ||
 	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
-	    s || addr_to_reg(sa, len, &dst) < 0 || !is_tcp(fd))
+	    addr_to_reg(sa, len, &dst) < 0)
 		goto plain;
+	if (!is_tcp(fd)) {
+		/* an IPv4/IPv6 stream socket that is not TCP (MPTCP) */
+		int t = 0;
+		socklen_t tl = sizeof(t);
+		if (flp_real.getsockopt(fd, SOL_SOCKET, SO_TYPE, &t, &tl) == 0 &&
+		    t == SOCK_STREAM) {
+			why = "unsupported";
+			goto plain_noclaim;
+		}
+		goto plain;
+	}
+	if (!reg_enabled()) {
+		why = "disabled";
+		goto plain_noclaim;
+	}
 
 	pthread_mutex_lock(&flp_mu);
 	m = reg_lookup(&dst);
@@ -529,7 +545,7 @@ plain_noclaim:
 	r = flp_real.connect(fd, sa, len) < 0 ? -errno : 0;
 	if (r == 0 || r == -EINPROGRESS) {
 		fdt_set_hint(fd, fdt_hint(fd) | FDT_HINT_DECIDED);
-		log_tcp_fd(fd, false, "no-listener");
+		log_tcp_fd(fd, false, why);
 	}
 	return r;
 plain:
@@ -922,7 +938,14 @@ int conn_accept(int lfd, struct sockaddr *sa, socklen_t *len, int flags)
 
 	if (!l || sock_kind(l) != SK_LISTENER) {
 		fd = flp_real.accept4(lfd, sa, len, flags);
-		return fd < 0 ? -errno : fd;
+		if (fd < 0)
+			return -errno;
+		/* the fast path is off for this process (bad registry): the
+		 * one line per TCP connection still says so */
+		if (flp_cfg.transport != FLP_TR_OFF && !reg_enabled() &&
+		    flp_cfg.log_level >= FLP_LOG_INFO && is_tcp(fd))
+			log_tcp_fd(fd, true, "disabled");
+		return fd;
 	}
 	fd = flp_real.accept4(lfd, (struct sockaddr *)&peer, &pl, flags);
 	if (fd < 0)

@@ -31,14 +31,15 @@ bad() { say "FAIL: $*"; fail=1; }
 expect_disabled() {
     local what=$1 dir=$2 log=$work/log-$1
     if FLP_SETUP=both FLP_EXPECT=tcp FLP_LIB=$lib FASTLOOP_TRANSPORT=uds \
-        FASTLOOP_DIR=$dir FASTLOOP_LOG=warn FASTLOOP_LOG_FILE=$log \
+        FASTLOOP_DIR=$dir FASTLOOP_LOG=info FASTLOOP_LOG_FILE=$log \
         timeout 60 "$bin" poll >"$work/out" 2>&1; then
         n=$(grep -c "fast path disabled" "$log" 2>/dev/null || true)
         procs=$(grep -o '^fastloop\[[0-9]*\]' "$log" 2>/dev/null | sort -u | wc -l)
-        if [ "$n" -ge 2 ] && [ "$n" = "$procs" ]; then
-            say "PASS $what: plain TCP, one warning per process ($n)"
+        nd=$(grep -c "transport=tcp reason=disabled$" "$log" 2>/dev/null || true)
+        if [ "$n" -ge 2 ] && [ "$n" = "$procs" ] && [ "$nd" = 2 ]; then
+            say "PASS $what: plain TCP (reason=disabled on both ends), one warning per process ($n)"
         else
-            bad "$what: expected one 'fast path disabled' warning per process, got $n for $procs processes"
+            bad "$what: expected one 'fast path disabled' warning per process and 2 reason=disabled lines, got $n for $procs processes, $nd lines"
             cat "$log" 2>/dev/null | head -5
         fi
     else
