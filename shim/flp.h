@@ -88,10 +88,6 @@ void flp_real_resolve(void) FLP_HIDDEN;
 void flp_init(void) FLP_HIDDEN;
 extern bool flp_ready FLP_HIDDEN;
 
-/* A hook that is re-entered from inside the engine (a libc function we
- * call internally that itself calls a hooked symbol) must go straight to
- * libc.  The guard is per thread. */
-extern __thread int flp_in_engine FLP_HIDDEN;
 
 static inline long flp_ret(long r)
 {
@@ -111,7 +107,6 @@ struct flp_cfg {
 	int log_level;          /* enum flp_log_level */
 	char log_file[256];     /* "" = stderr */
 	char dir[256];          /* registry directory */
-	bool dir_from_user;     /* set explicitly: skip ownership checks? no */
 	size_t retain;          /* bytes a PENDING client keeps for re-send */
 	int accept_wait_us;     /* how long accept waits for an unfilled claim */
 	int decide_wait_us;     /* ... and the first data call, before TCP */

@@ -10,7 +10,6 @@
 #include "flp.h"
 
 bool flp_ready;
-__thread int flp_in_engine;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static __thread bool initialising;
