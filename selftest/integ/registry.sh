@@ -91,8 +91,17 @@ stat -c '%a %U' "$reg/$file" | grep -q '^600 root$' || bad "handshake file mode/
 nreg=/tmp/flp-registry-nobody.$$
 pids+=()
 trap 'cleanup; rm -rf "$nreg"' EXIT
-out=$(timeout 20 setpriv --reuid=65534 --regid=65534 --clear-groups \
-    env LD_PRELOAD=$lib FASTLOOP_DIR=$nreg FASTLOOP_LOG=info \
+# nobody must be able to open the library: the checkout may not be readable
+# by other users (a clone under /root, mode 0700), so nobody preloads a copy
+# in our own temp dir (0711: traversable, not listable), removed by cleanup.
+nlib=$work/libfastloop-nobody.so
+cp "$lib" "$nlib" && chmod 0755 "$nlib"
+if ! setpriv --reuid=65534 --regid=65534 --clear-groups test -r "$nlib"; then
+    bad "nobody cannot read the library copy $nlib (is a directory above $work not traversable?)"
+    exit 1
+fi
+out=$(cd "$work" && timeout 20 setpriv --reuid=65534 --regid=65534 --clear-groups \
+    env LD_PRELOAD=$nlib FASTLOOP_DIR=$nreg FASTLOOP_LOG=info \
     $py -c "
 import socket
 c = socket.create_connection(('127.0.0.1', $port)); c.sendall(b'hello'); print(c.recv(100).decode())
