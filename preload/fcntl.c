@@ -42,8 +42,7 @@ FLP_EXPORT int fcntl64(int fd, int cmd, ...)
 	return do_fcntl(fd, cmd, arg);
 }
 
-/* FIONREAD on a pending client must not count the doorbell byte: settle
- * first (switch if adopted; nothing is decided otherwise). */
+/* ioctl: on our sockets the engine answers the queue sizes as TCP. */
 FLP_EXPORT int ioctl(int fd, unsigned long req, ...)
 {
 	struct flp_sock *s = flp_enter(fd);
@@ -53,7 +52,7 @@ FLP_EXPORT int ioctl(int fd, unsigned long req, ...)
 	va_start(ap, req);
 	arg = va_arg(ap, void *);
 	va_end(ap);
-	if (flp_slow(s))
-		conn_settle_fd(fd, false);
-	return flp_real.ioctl(fd, req, arg);
+	if (!s)
+		return flp_real.ioctl(fd, req, arg);
+	return (int)flp_ret(io_ioctl(fd, s, req, arg));
 }

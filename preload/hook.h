@@ -21,4 +21,13 @@ static inline bool flp_is_fast(struct flp_sock *s)
 	return s && sock_kind(s) == SK_FAST;
 }
 
+/* A data call on a final socket: if the switch left an edge to filter
+ * (s->quiet), the app acts now, so stop filtering.  Read without the
+ * lock: a stale non-zero only costs one locked look. */
+static inline void flp_data_call(struct flp_sock *s)
+{
+	if (s && __builtin_expect(__atomic_load_n(&s->quiet, __ATOMIC_RELAXED) != 0, 0))
+		conn_unquiet(s);
+}
+
 #endif

@@ -6,6 +6,7 @@ FLP_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 	struct flp_sock *s = flp_enter(fd);
 	ssize_t r;
 
+	flp_data_call(s);
 	if (flp_is_fast(s) && m && m->msg_name) {
 		/* TCP reports no source address; a UDS would report its own */
 		void *name = m->msg_name;
@@ -36,6 +37,7 @@ FLP_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
 	struct flp_sock *s = flp_enter(fd);
 
+	flp_data_call(s);
 	if (!flp_slow(s))
 		return flp_real.recv(fd, buf, len, flags);
 	return recv_buf(fd, s, buf, len, flags);
@@ -47,6 +49,7 @@ FLP_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
 	struct flp_sock *s = flp_enter(fd);
 	ssize_t r;
 
+	flp_data_call(s);
 	if (flp_is_fast(s)) {
 		/* a UDS would report an AF_UNIX source; TCP reports none */
 		r = flp_real.recvfrom(fd, buf, len, flags, NULL, NULL);
@@ -66,6 +69,7 @@ FLP_EXPORT ssize_t read(int fd, void *buf, size_t len)
 {
 	struct flp_sock *s = flp_enter(fd);
 
+	flp_data_call(s);
 	if (!flp_slow(s))
 		return flp_real.read(fd, buf, len);
 	return recv_buf(fd, s, buf, len, 0);
@@ -76,6 +80,7 @@ FLP_EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
 	struct flp_sock *s = flp_enter(fd);
 	struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
 
+	flp_data_call(s);
 	if (!flp_slow(s))
 		return flp_real.readv(fd, iov, n);
 	if (n < 0)

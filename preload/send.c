@@ -8,6 +8,7 @@ FLP_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 {
 	struct flp_sock *s = flp_enter(fd);
 
+	flp_data_call(s);
 	if (flp_is_fast(s) && m && m->msg_name) {
 		/* TCP ignores a destination on a connected socket; a UDS
 		 * would fail with EISCONN */
@@ -34,6 +35,7 @@ FLP_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
 	struct flp_sock *s = flp_enter(fd);
 
+	flp_data_call(s);
 	if (!flp_slow(s))
 		return flp_real.send(fd, buf, len, flags);
 	return send_buf(fd, s, buf, len, flags);
@@ -45,6 +47,7 @@ FLP_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 {
 	struct flp_sock *s = flp_enter(fd);
 
+	flp_data_call(s);
 	if (flp_is_fast(s))
 		return flp_real.send(fd, buf, len, flags);
 	if (!flp_slow(s))
@@ -56,6 +59,7 @@ FLP_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 {
 	struct flp_sock *s = flp_enter(fd);
 
+	flp_data_call(s);
 	if (!flp_slow(s))
 		return flp_real.write(fd, buf, len);
 	return send_buf(fd, s, buf, len, 0);
@@ -66,6 +70,7 @@ FLP_EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
 	struct flp_sock *s = flp_enter(fd);
 	struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
 
+	flp_data_call(s);
 	if (!flp_slow(s))
 		return flp_real.writev(fd, iov, n);
 	if (n < 0)
@@ -73,13 +78,14 @@ FLP_EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
 	return flp_ret(io_sendmsg(fd, s, &m, 0));
 }
 
-/* sendfile carries no copy we could retain: a not-final socket is
- * decided first (a pending client stays TCP; a server adopts). */
+/* sendfile: a not-final socket is settled first (an undecided server
+ * decides); a pending client's bytes go over TCP like any others. */
 FLP_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count)
 {
 	struct flp_sock *s = flp_enter(out);
 
+	flp_data_call(s);
 	if (flp_slow(s))
-		conn_settle_fd(out, true);
+		conn_settle_fd(out, false);
 	return flp_real.sendfile(out, in, off, count);
 }

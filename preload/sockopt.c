@@ -6,7 +6,7 @@ FLP_EXPORT int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
 {
 	struct flp_sock *s = flp_enter(fd);
 
-	if (!flp_is_fast(s))
+	if (!flp_is_uds(s))
 		return flp_real.getsockname(fd, sa, len);
 	return (int)flp_ret(emu_getsockname(s, sa, len, false));
 }
@@ -15,7 +15,7 @@ FLP_EXPORT int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 {
 	struct flp_sock *s = flp_enter(fd);
 
-	if (!flp_is_fast(s))
+	if (!flp_is_uds(s))
 		return flp_real.getpeername(fd, sa, len);
 	return (int)flp_ret(emu_getsockname(s, sa, len, true));
 }
@@ -24,7 +24,7 @@ FLP_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len
 {
 	struct flp_sock *s = flp_enter(fd);
 
-	if (!flp_is_fast(s))
+	if (!flp_is_uds(s))
 		return flp_real.getsockopt(fd, level, name, val, len);
 	return (int)flp_ret(emu_getsockopt(fd, s, level, name, val, len));
 }
@@ -34,7 +34,7 @@ FLP_EXPORT int setsockopt(int fd, int level, int name, const void *val,
 {
 	struct flp_sock *s = flp_enter(fd);
 
-	if (flp_is_fast(s))
+	if (flp_is_uds(s))
 		return (int)flp_ret(emu_setsockopt(fd, s, level, name, val, len));
 	return (int)flp_ret(conn_setsockopt(fd, s, level, name, val, len));
 }

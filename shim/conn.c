@@ -32,7 +32,6 @@
 
 #include "flp.h"
 
-static size_t retain_max;   /* effective retention bound */
 
 /* The one log line per connection: its transport, or tcp and why. */
 static void log_conn(struct flp_sock *s, const char *transport,
@@ -76,17 +75,23 @@ struct flp_sock *conn_pending_first(void)
 	return pend_head;
 }
 
-/* Change s's kind, keeping the PENDING list right.  Caller holds flp_mu. */
-static void set_kind(struct flp_sock *s, int kind)
+/* Put s on the watch list, or take it off, as its kind and quiet mask
+ * say.  Its epoll registrations count in flp_ep_pending only while it is
+ * on the list.  Caller holds flp_mu. */
+void conn_watch(struct flp_sock *s)
 {
-	if (kind == SK_PENDING && !s->on_pend) {
+	int k = s->kind;
+	bool want = k == SK_PENDING || k == SK_DRAIN || (k == SK_FAST && s->quiet);
+
+	if (want && !s->on_pend) {
 		s->pend_prev = NULL;
 		s->pend_next = pend_head;
 		if (pend_head)
 			pend_head->pend_prev = s;
 		pend_head = s;
 		s->on_pend = true;
-	} else if (kind != SK_PENDING && s->on_pend) {
+		flp_ep_pending += s->nep;
+	} else if (!want && s->on_pend) {
 		if (s->pend_prev)
 			s->pend_prev->pend_next = s->pend_next;
 		else
@@ -94,9 +99,34 @@ static void set_kind(struct flp_sock *s, int kind)
 		if (s->pend_next)
 			s->pend_next->pend_prev = s->pend_prev;
 		s->on_pend = false;
+		flp_ep_pending -= s->nep;
 	}
+	if (!want) {
+		/* nothing to carry or fix any more: the kernel's
+		 * registrations are the app's own */
+		s->nep = 0;
+		s->quiet = 0;
+	}
+}
+
+/* Change s's kind, keeping the watch list right.  Caller holds flp_mu. */
+static void set_kind(struct flp_sock *s, int kind)
+{
 	/* pairs with sock_kind(): fields set before are visible with it */
 	__atomic_store_n(&s->kind, kind, __ATOMIC_RELEASE);
+	conn_watch(s);
+}
+
+/* A data call on a FAST socket: the app has acted since the switch, so an
+ * edge the kernel reports now is its own; stop filtering. */
+void conn_unquiet(struct flp_sock *s)
+{
+	pthread_mutex_lock(&flp_mu);
+	if (s->quiet) {
+		s->quiet = 0;
+		conn_watch(s);
+	}
+	pthread_mutex_unlock(&flp_mu);
 }
 
 /* The hint our socket() hook records for a new socket. */
@@ -156,19 +186,17 @@ int flp_hide_fd(int fd, struct flp_sock *owner)
 	return n;
 }
 
-/* Close a hidden fd of s (drained first, so that a TCP socket sends FIN
- * rather than RST for bytes we chose not to read). */
+/* Close a hidden fd of s.  A DRAIN server's TCP bytes still unread are
+ * the app's own unread data (it closes): TCP resets then, and so do we.
+ * Nothing is read here: a fork child may share the socket and need them. */
 void flp_close_hidden(struct flp_sock *s, int *fdp)
 {
-	char buf[4096];
 	struct flp_sock *h;
 	int fd = *fdp;
 
+	(void)s;
 	if (fd < 0)
 		return;
-	for (int i = 0; fd == s->hidden_tcp && i < 128; i++)
-		if (flp_real.recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
-			break;
 	if ((h = fdt_detach(fd)))
 		sock_free(h);
 	flp_real.close(fd);
@@ -231,24 +259,29 @@ int conn_listen(int fd, int backlog)
  * The rendezvous: one listening AF_UNIX socket per process, with a
  * kernel-chosen abstract name, written into every claim the process makes.
  * An adopting server connects to it and first writes a struct rdv_hdr
- * naming the claim, so the client can tell concurrent adoptions apart;
- * connections for another of our pending sockets are kept aside (the
- * stash) for it.  A fork child makes its own (the inherited one is the
+ * naming the handshake file and the TCP connection's 4-tuple, so the
+ * client can tell concurrent adoptions apart; connections for another of
+ * our pending sockets are kept aside (the stash) for it, connections for
+ * none are closed (their adopter sees EOF: only a scribbled claim slot
+ * makes them).  A fork child makes its own (the inherited one is the
  * parent's).
  */
-#define RDV_MAGIC 0x464c4f4f50524456ull /* "FLOOPRDV" */
+#define RDV_MAGIC 0x464c4f4f50524457ull /* "FLOOPRDW": v2, with the 4-tuple */
 #define RDV_STASH_MAX 64
 
 struct rdv_hdr {
 	uint64_t magic;
 	uint64_t ino;           /* the handshake file */
-	uint32_t slot, gen;     /* the claim */
+	uint32_t slot, gen;     /* the claim, as the adopter saw it */
+	struct reg_addr cli;    /* the TCP connection it adopted */
+	struct reg_addr srv;
 };
 
 struct rdv_stash {
 	int fd;
 	pid_t pid;              /* SO_PEERCRED of the adopter */
 	bool known;             /* header read */
+	uint64_t t0;            /* when it was stashed (us) */
 	struct rdv_hdr h;
 	struct rdv_stash *next;
 };
@@ -345,6 +378,33 @@ static int rdv_identify(int u, struct rdv_hdr *h, pid_t *pid)
 	return 1;
 }
 
+/* The 4-tuple of a client entry, as a header names it. */
+static bool sock_tuple(const struct flp_sock *s, struct reg_addr *cli,
+		       struct reg_addr *srv)
+{
+	return addr_to_reg((const struct sockaddr *)&s->local, s->local_len, cli) == 0 &&
+	       addr_to_reg((const struct sockaddr *)&s->peer, s->peer_len, srv) == 0;
+}
+
+static bool hdr_names(const struct rdv_hdr *h, uint64_t ino,
+		      const struct reg_addr *cli, const struct reg_addr *srv)
+{
+	return h->ino == ino && addr_eq(&h->cli, cli) && addr_eq(&h->srv, srv);
+}
+
+/* Does a header name one of our pending client sockets?  Caller holds
+ * flp_mu. */
+static bool rdv_wanted(const struct rdv_hdr *h)
+{
+	struct reg_addr cli, srv;
+
+	for (struct flp_sock *c = pend_head; c; c = c->pend_next)
+		if (c->kind == SK_PENDING && c->map && sock_tuple(c, &cli, &srv) &&
+		    hdr_names(h, c->map->ino, &cli, &srv))
+			return true;
+	return false;
+}
+
 static void rdv_keep(int u, const struct rdv_hdr *h, pid_t pid, bool known)
 {
 	struct rdv_stash *e;
@@ -356,6 +416,7 @@ static void rdv_keep(int u, const struct rdv_hdr *h, pid_t pid, bool known)
 	e->fd = u;
 	e->pid = pid;
 	e->known = known;
+	e->t0 = flp_now_us();
 	if (h)
 		e->h = *h;
 	e->next = rdv_stash;
@@ -364,26 +425,26 @@ static void rdv_keep(int u, const struct rdv_hdr *h, pid_t pid, bool known)
 }
 
 /*
- * The UDS an adopter connected for claim (ino, slot, gen), with the
- * adopter's pid in *pid.  Returns the fd or -errno.  Caller holds flp_mu.
+ * The UDS an adopter connected for the TCP connection (cli, srv) of the
+ * handshake file ino, with the adopter's pid in *pid.  Returns the fd,
+ * -ENOENT (no adopter has connected for it) or another -errno.  Stashed
+ * connections that no pending socket of ours wants any more, or whose
+ * header never came, are closed on the way.  Caller holds flp_mu.
  */
-static int rendezvous_take(uint64_t ino, uint32_t slot, uint32_t gen, pid_t *pid)
+static int rendezvous_take(uint64_t ino, const struct reg_addr *cli,
+			   const struct reg_addr *srv, pid_t *pid)
 {
 	struct rdv_stash **pp, *e;
+	uint64_t now = flp_now_us();
 
 	for (pp = &rdv_stash; (e = *pp);) {
 		if (!e->known) {
 			int k = rdv_identify(e->fd, &e->h, &e->pid);
-			if (k < 0) {
-				*pp = e->next;
-				flp_real.close(e->fd);
-				free(e);
-				rdv_nstash--;
-				continue;
-			}
 			e->known = k > 0;
+			if (k < 0 || (k == 0 && now - e->t0 > 1000000))
+				goto drop;
 		}
-		if (e->known && e->h.ino == ino && e->h.slot == slot && e->h.gen == gen) {
+		if (e->known && hdr_names(&e->h, ino, cli, srv)) {
 			int fd = e->fd;
 			*pid = e->pid;
 			*pp = e->next;
@@ -391,12 +452,20 @@ static int rendezvous_take(uint64_t ino, uint32_t slot, uint32_t gen, pid_t *pid
 			rdv_nstash--;
 			return fd;
 		}
+		if (e->known && !rdv_wanted(&e->h))
+			goto drop;
 		pp = &e->next;
+		continue;
+drop:
+		*pp = e->next;
+		flp_real.close(e->fd);
+		free(e);
+		rdv_nstash--;
 	}
 	if (rdv_fd < 0 || rdv_pid != flp_pid)
-		return -ENOTCONN;
-	/* our adopter connected and wrote the header before TAKEN: the
-	 * connection we need is in the backlog now */
+		return -ENOENT;
+	/* an adopter connects and writes its header before it marks the
+	 * claim TAKEN and sends FIN: if it adopted, it is in the backlog */
 	for (int i = 0; i < 4 * RDV_STASH_MAX; i++) {
 		struct rdv_hdr h;
 		pid_t p = 0;
@@ -404,15 +473,15 @@ static int rendezvous_take(uint64_t ino, uint32_t slot, uint32_t gen, pid_t *pid
 		int k;
 
 		if (u < 0)
-			return -errno;
+			return errno == EAGAIN ? -ENOENT : -errno;
 		k = rdv_identify(u, &h, &p);
-		if (k < 0) {
-			flp_real.close(u);
-			continue;
-		}
-		if (k > 0 && h.ino == ino && h.slot == slot && h.gen == gen) {
+		if (k > 0 && hdr_names(&h, ino, cli, srv)) {
 			*pid = p;
 			return u;
+		}
+		if (k < 0 || (k > 0 && !rdv_wanted(&h))) {
+			flp_real.close(u);
+			continue;
 		}
 		/* another pending socket's, maybe not even identified yet */
 		rdv_keep(u, k > 0 ? &h : NULL, p, k > 0);
@@ -441,7 +510,7 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	/* connect() again on a connected socket (hiredis polls completion
 	 * this way): TCP answers 0 once after a non-blocking connect
 	 * completed, then EISCONN; the UDS underneath would say EINVAL */
-	if (s && sock_kind(s) == SK_FAST) {
+	if (flp_is_uds(s)) {
 		pthread_mutex_lock(&flp_mu);
 		r = s->connect_pending ? 0 : -EISCONN;
 		s->connect_pending = false;
@@ -532,6 +601,7 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	s->slot = slot;
 	s->gen = gen;
 	s->connect_pending = r == -EINPROGRESS;
+	s->pend_t0 = flp_now_us();
 	memcpy(&s->local, &ss, sl);
 	s->local_len = sl;
 	memcpy(&s->peer, sa, len < sizeof(s->peer) ? len : sizeof(s->peer));
@@ -555,19 +625,75 @@ plain:
 /* ----------------------------------------------------------- the switch */
 
 /*
- * Put newfd in place of every fd number of s, carrying O_NONBLOCK, each
- * number's FD_CLOEXEC and its epoll registrations.  newfd is consumed.
+ * Make the new socket `to` behave as the TCP socket `from` the app had set
+ * up (bug: a client that set SO_RCVTIMEO between connect() and the switch
+ * blocked forever): timeouts, linger, keepalive, priority, mark, low-water
+ * mark, and the buffer sizes if the app chose them (hint).  An accepted
+ * socket has inherited the listener's.  Options the UDS does not take are
+ * skipped: TCP-level ones are answered by emu.c.
  */
-static int swap_in(struct flp_sock *s, int newfd, bool new_nonblock)
+void conn_copy_opts(int from, int to, int hint)
+{
+	static const int names[] = { SO_RCVTIMEO, SO_SNDTIMEO, SO_LINGER,
+				     SO_KEEPALIVE, SO_PRIORITY, SO_MARK,
+				     SO_RCVLOWAT, SO_OOBINLINE };
+	char v[sizeof(struct timeval) + sizeof(struct linger)];
+	int b;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		socklen_t l = sizeof(v);
+		if (flp_real.getsockopt(from, SOL_SOCKET, names[i], v, &l) == 0)
+			flp_real.setsockopt(to, SOL_SOCKET, names[i], v, l);
+	}
+	for (int k = 0; k < 2; k++) {
+		int name = k ? SO_SNDBUF : SO_RCVBUF;
+		socklen_t l = sizeof(b);
+		if (!(hint & (k ? FDT_HINT_SNDBUF : FDT_HINT_RCVBUF)) ||
+		    flp_real.getsockopt(from, SOL_SOCKET, name, &b, &l) < 0)
+			continue;
+		b /= 2;         /* the kernel doubled what the app asked */
+		flp_real.setsockopt(to, SOL_SOCKET, name, &b, sizeof(b));
+	}
+}
+
+/* The file status flags and signal owner of the app's socket, onto newfd. */
+static void copy_file_flags(struct flp_sock *s, int newfd, bool new_nonblock)
 {
 	/* the app's own flags: known for a socket accept() returns just now,
 	 * asked from the kernel otherwise */
 	int fl = s->fresh ? ((s->acc_flags & SOCK_NONBLOCK) ? O_NONBLOCK : 0)
 			  : flp_real.fcntl(s->fds[0], F_GETFL);
 
-	/* the app's blocking mode, whatever the new socket was made with */
-	if (fl >= 0 && !!(fl & O_NONBLOCK) != new_nonblock)
-		flp_real.fcntl(newfd, F_SETFL, fl & O_NONBLOCK);
+	if (fl < 0)
+		return;
+	if (!!(fl & O_NONBLOCK) != new_nonblock || (fl & O_ASYNC))
+		flp_real.fcntl(newfd, F_SETFL, fl & (O_NONBLOCK | O_ASYNC));
+	if (fl & O_ASYNC) {
+		struct f_owner_ex o;
+		int sig = flp_real.fcntl(s->fds[0], F_GETSIG);
+		if (flp_real.fcntl(s->fds[0], F_GETOWN_EX, &o) == 0)
+			flp_real.fcntl(newfd, F_SETOWN_EX, &o);
+		if (sig > 0)
+			flp_real.fcntl(newfd, F_SETSIG, sig);
+	}
+}
+
+/*
+ * Put newfd in place of every fd number of s, carrying the app's socket
+ * options, file flags, each number's FD_CLOEXEC and its epoll
+ * registrations.  newfd is consumed.  An edge-triggered registration does
+ * not report again what the app was told before the switch (s->quiet),
+ * and a one-shot registration that fired stays disarmed.  Caller holds
+ * flp_mu.
+ */
+static int swap_in(struct flp_sock *s, int newfd, bool new_nonblock)
+{
+	int hint = fdt_hint(s->fds[0]);
+
+	emu_capture(s->fds[0], s);
+	conn_copy_opts(s->fds[0], newfd, hint);
+	copy_file_flags(s, newfd, new_nonblock);
+	s->quiet = 0;
 	for (int i = 0; i < s->nfds; i++) {
 		int n = s->fds[i];
 		int fdfl = s->fresh ? ((s->acc_flags & SOCK_CLOEXEC) ? FD_CLOEXEC : 0)
@@ -581,14 +707,18 @@ static int swap_in(struct flp_sock *s, int newfd, bool new_nonblock)
 			flp_real.close(newfd);
 			return -e;
 		}
-		for (int k = 0; k < s->nep; k++)
-			if (s->ep[k].fd == n) {
-				struct epoll_event ev = s->ep[k].ev;
-				flp_real.epoll_ctl(s->ep[k].epfd, EPOLL_CTL_ADD, n, &ev);
-			}
+		fdt_set_hint(n, hint & (FDT_HINT_RCVBUF | FDT_HINT_SNDBUF));
+		for (int k = 0; k < s->nep; k++) {
+			struct epoll_event ev = s->ep[k].ev;
+			if (s->ep[k].fd != n)
+				continue;
+			if ((ev.events & EPOLLONESHOT) && s->ep[k].seen)
+				ev.events &= EPOLLONESHOT | EPOLLET;
+			else if (ev.events & EPOLLET)
+				s->quiet |= s->ep[k].seen;
+			flp_real.epoll_ctl(s->ep[k].epfd, EPOLL_CTL_ADD, n, &ev);
+		}
 	}
-	flp_ep_pending -= s->nep;
-	s->nep = 0;
 	flp_real.close(newfd);
 	return 0;
 }
@@ -601,8 +731,6 @@ static void ep_restore(struct flp_sock *s)
 		struct epoll_event ev = s->ep[k].ev;
 		flp_real.epoll_ctl(s->ep[k].epfd, EPOLL_CTL_MOD, s->ep[k].fd, &ev);
 	}
-	flp_ep_pending -= s->nep;
-	s->nep = 0;
 }
 
 static void drop_claim(struct flp_sock *s)
@@ -613,9 +741,6 @@ static void drop_claim(struct flp_sock *s)
 		reg_put(s->map);
 		s->map = NULL;
 	}
-	free(s->retained);
-	s->retained = NULL;
-	s->retained_len = 0;
 }
 
 /* The socket stays TCP: forget everything about it.  After this the fds
@@ -636,93 +761,49 @@ static void to_tcp(struct flp_sock *s, const char *reason)
 		sock_free(last);
 }
 
-/* Push bytes to a fresh UDS without blocking.  Bytes refused because the
- * peer already closed are dropped, as TCP would drop them. */
-static int resend(int ufd, const char *p, size_t n)
-{
-	uint64_t t0 = flp_now_us();
-
-	while (n) {
-		ssize_t w = flp_real.send(ufd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-		if (w > 0) {
-			p += w;
-			n -= (size_t)w;
-			continue;
-		}
-		if (w < 0 && (errno == EPIPE || errno == ECONNRESET))
-			return 0;
-		if (w < 0 && errno == EAGAIN && flp_now_us() - t0 < 5000000) {
-			struct pollfd pf = { .fd = ufd, .events = POLLOUT };
-			flp_real.poll(&pf, 1, 100);
-			continue;
-		}
-		if (w < 0 && errno == EINTR)
-			continue;
-		return w < 0 ? -errno : -EIO;
-	}
-	return 0;
-}
-
 /*
- * Client: the server adopted our claim.  Accept the UDS, check it is the
- * adopter's, re-send the retained bytes and put the UDS at the app's fds.
- * On failure the connection cannot continue (the server discards TCP
- * bytes): the app sees a reset.  Caller holds flp_mu.
+ * A switch that cannot be completed: the server has adopted, so TCP is no
+ * way on.  The app's fds are shut down both ways (reads see EOF, writes
+ * EPIPE), as a connection that was reset; the peer sees the same.
  */
-static void client_switch(struct flp_sock *s)
+static void reset_conn(struct flp_sock *s, int err)
 {
-	char junk[64];
-	int32_t adopter = s->map->slots[s->slot].server_pid;
-	pid_t pid = 0;
-	int u, r;
-
-	/* The doorbell is never data: drain it first, so that closing TCP
-	 * sends FIN, not RST (measured: without the drain sockperf with
-	 * 16 KiB messages saw its connection reset — the cause is not
-	 * understood; see the issue notes); after TAKEN the server sends
-	 * nothing else on TCP. */
-	flp_real.recv(s->fds[0], junk, sizeof(junk), MSG_DONTWAIT);
-	u = rendezvous_take(s->map->ino, (uint32_t)s->slot, s->gen, &pid);
-	if (u < 0) {
-		r = u;
-		goto err;
-	}
-	if (pid != adopter) {
-		flp_real.close(u);
-		r = -EACCES;
-		goto err;
-	}
-	if (s->retained_len) {
-		int sb = 0;
-		socklen_t sbl = sizeof(sb);
-		/* the kernel doubles SO_SNDBUF; keep room for the re-send */
-		flp_real.getsockopt(u, SOL_SOCKET, SO_SNDBUF, &sb, &sbl);
-		if ((size_t)sb < 2 * s->retained_len + 65536) {
-			sb = (int)s->retained_len + 65536;
-			flp_real.setsockopt(u, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
-		}
-		if ((r = resend(u, s->retained, s->retained_len)) < 0) {
-			flp_real.close(u);
-			goto err;
-		}
-	}
-	/* another thread may be blocked reading the TCP socket (our MSG_PEEK
-	 * wait, or the app's poll); a local read shutdown wakes it to find
-	 * the UDS in place.  Nothing is sent to the peer. */
-	flp_real.shutdown(s->fds[0], SHUT_RD);
-	if ((r = swap_in(s, u, false)) < 0)
-		goto err;
-	drop_claim(s);
-	set_kind(s, SK_FAST);
-	log_conn(s, "uds", NULL);
-	return;
-err:
 	FLP_ERR("switch to the fast channel failed: %s; resetting the connection",
-		strerror(-r));
+		strerror(err));
 	for (int i = 0; i < s->nfds; i++)
 		flp_real.shutdown(s->fds[i], SHUT_RDWR);
 	to_tcp(s, "error-switch");
+}
+
+/*
+ * Client: the server adopted our claim and connected u (its pid: adopter).
+ * End our TCP phase with FIN — the server reads what we sent over TCP up
+ * to it, then the UDS — and put u at the app's fds.  Nothing is re-sent:
+ * every byte goes exactly once, over TCP before the FIN or over the UDS
+ * after it.  Caller holds flp_mu.
+ */
+static void client_switch(struct flp_sock *s, int u, pid_t adopter)
+{
+	int32_t claimed = s->map->slots[s->slot].server_pid;
+	int r;
+
+	/* the slot is only a hint (any same-user process can write it); the
+	 * header's 4-tuple and SO_PEERCRED are what we trust: a mismatch
+	 * here is a scribbled slot, not a reason to refuse */
+	if (claimed != adopter)
+		FLP_DBG("adopter pid %d, slot says %d", (int)adopter, (int)claimed);
+	/* SHUT_WR: the FIN marks the end of our TCP bytes for the server;
+	 * SHUT_RD: wakes another thread waiting on the TCP socket, to find
+	 * the UDS in place.  The server sent nothing but its FIN, so closing
+	 * TCP later never resets. */
+	flp_real.shutdown(s->fds[0], SHUT_RDWR);
+	if ((r = swap_in(s, u, false)) < 0) {
+		reset_conn(s, -r);
+		return;
+	}
+	drop_claim(s);
+	set_kind(s, SK_FAST);
+	log_conn(s, "uds", NULL);
 }
 
 /* Find our own PENDING client entry for a claim (client and server in one
@@ -730,9 +811,55 @@ err:
 static struct flp_sock *find_local_client(uint64_t ino, int slot, uint32_t gen)
 {
 	for (struct flp_sock *c = pend_head; c; c = c->pend_next)
-		if (c->map && c->map->ino == ino && c->slot == slot && c->gen == gen)
+		if (c->kind == SK_PENDING && c->map && c->map->ino == ino &&
+		    c->slot == slot && c->gen == gen)
 			return c;
 	return NULL;
+}
+
+/* What the peer has put on TCP socket fd, without taking it. */
+enum tcp_ev { TCP_NOTHING, TCP_EOF, TCP_DATA };
+
+static int tcp_peek(int fd)
+{
+	char b;
+	ssize_t r = flp_real.recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (r > 0)
+		return TCP_DATA;
+	if (r == 0 || (errno != EAGAIN && errno != EINTR))
+		return TCP_EOF;     /* FIN, or a reset: the peer is done */
+	return TCP_NOTHING;
+}
+
+/*
+ * Server in SK_DRAIN: has the client's FIN been read (or can it no longer
+ * come)?  Then the hidden TCP socket is done: take it out of the app's
+ * epoll sets, close it, and the socket is a plain FAST one.  A client that
+ * died before it switched never accepted our UDS: the reset that its
+ * rendezvous' close left on it is not the app's (TCP showed a clean FIN),
+ * so it is cleared and the app reads EOF.  (A client that switched, left
+ * our data unread and then died would have reset the connection; its
+ * reset is cleared too: the price of not keeping the claim.)  Returns 1 when FAST now, 0
+ * while TCP bytes or the FIN are still to come.  Caller holds flp_mu.
+ */
+int conn_drain_check(struct flp_sock *s)
+{
+	if (s->kind != SK_DRAIN)
+		return 1;
+	if (s->hidden_tcp >= 0 && tcp_peek(s->hidden_tcp) != TCP_EOF)
+		return 0;
+	for (int k = 0; k < s->nep; k++)
+		if (s->hidden_tcp >= 0)
+			flp_real.epoll_ctl(s->ep[k].epfd, EPOLL_CTL_DEL, s->hidden_tcp, NULL);
+	flp_close_hidden(s, &s->hidden_tcp);
+	if (s->cli_pid > 0 && !flp_pid_alive(s->cli_pid, s->cli_start)) {
+		int e;
+		socklen_t l = sizeof(e);
+		flp_real.getsockopt(s->fds[0], SOL_SOCKET, SO_ERROR, &e, &l);
+	}
+	set_kind(s, SK_FAST);
+	return 1;
 }
 
 /*
@@ -746,13 +873,15 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 	struct sockaddr_un un;
 	uint32_t gen = claim_gen(sw);
 	int client_pid, u, hid, r;
-	bool switched = false;
+	bool drain;
 	uid_t euid;
 	uint8_t n;
 
 	if (!claim_begin_adopt(s->map, idx, sw))
 		return 0;
 	client_pid = sl->client_pid;
+	s->cli_pid = client_pid;
+	s->cli_start = sl->client_start;
 	euid = geteuid();
 	if (sl->client_uid != euid) {
 		/* e.g. nginx: a root client, a worker that dropped to nobody;
@@ -789,13 +918,17 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 		return r;
 	}
 	/* the name came from shared memory: make sure it is the claimant's
-	 * rendezvous and not some other socket that happens to have it */
+	 * rendezvous and not some other socket that happens to have it; the
+	 * header names the TCP connection we accepted (its 4-tuple), which
+	 * the client checks against its own */
 	{
 		struct ucred cr;
 		socklen_t cl = sizeof(cr);
-		struct rdv_hdr h = { RDV_MAGIC, s->map->ino, (uint32_t)idx, gen };
+		struct rdv_hdr h = { RDV_MAGIC, s->map->ino, (uint32_t)idx, gen, {{0}, 0, 0}, {{0}, 0, 0} };
 		ssize_t w = -2;
-		if (flp_real.getsockopt(u, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
+		if (addr_to_reg((struct sockaddr *)&s->peer, s->peer_len, &h.cli) < 0 ||
+		    addr_to_reg((struct sockaddr *)&s->local, s->local_len, &h.srv) < 0 ||
+		    flp_real.getsockopt(u, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
 		    cr.pid != client_pid || cr.uid != euid ||
 		    (w = flp_real.send(u, &h, sizeof(h), MSG_DONTWAIT | MSG_NOSIGNAL)) !=
 		    (ssize_t)sizeof(h)) {
@@ -811,33 +944,36 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 		flp_real.close(u);
 		return -ETIMEDOUT;
 	}
-	/* pairs with the client's claim_poll after it sees the byte:
-	 * TAKEN was stored (release) before the doorbell is written */
-	flp_real.send(s->fds[0], "F", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	/* The doorbell is our FIN: it wakes a client sleeping on its TCP
+	 * socket, and as we never wrote data on TCP, the client that sees
+	 * EOF finds our header in its rendezvous (written before TAKEN,
+	 * before this).  Our read side stays open: the client's bytes sent
+	 * before its switch arrive here, ended by its FIN. */
+	flp_real.shutdown(s->fds[0], SHUT_WR);
 	if (client_pid != flp_pid && flp_cfg.spin_us) {
 		/* the client is usually spinning for this TAKEN: give it a few
-		 * microseconds to switch and re-send, so that the app's first
-		 * read finds the bytes instead of sleeping for them */
+		 * microseconds to switch, so that its FIN is here when we look
+		 * and the app's first read finds the UDS ready */
 		uint64_t t0 = flp_now_us();
 		while (claim_poll(s->map, idx, gen) == SLOT_TAKEN &&
 		       flp_now_us() - t0 < (uint64_t)flp_cfg.spin_us)
 			sched_yield();
-		/* released (or reused): the client is on the UDS already */
-		switched = claim_poll(s->map, idx, gen) != SLOT_TAKEN;
 	}
-	/* Until the client has switched, keep the TCP socket (at a high
-	 * number, until the connection closes) so that its TCP writes never
-	 * meet a reset.  If it has switched, the dup3 below simply closes
-	 * TCP; the RST that the unread re-sent bytes cause goes to a socket
-	 * the client has closed already. */
+	/* Until the client's FIN has been read, its TCP bytes come first:
+	 * keep the TCP socket (high, close-on-exec) and drain it (SK_DRAIN).
+	 * If the FIN is all there is, the dup3 below just closes TCP. */
 	hid = -1;
-	if (!switched) {
+	drain = tcp_peek(s->fds[0]) != TCP_EOF;
+	if (drain) {
 		hid = flp_real.fcntl(s->fds[0], F_DUPFD_CLOEXEC, fdt_max() / 2);
 		if (hid < 0)
 			hid = flp_real.fcntl(s->fds[0], F_DUPFD_CLOEXEC, 3);
-		if (hid < 0)
-			FLP_WARN("cannot keep the TCP socket (%s); a pending client "
-				 "will see a reset and switch", strerror(errno));
+		if (hid < 0) {
+			r = -errno;
+			flp_real.close(u);
+			reset_conn(s, -r);
+			return r;
+		}
 	}
 	if ((r = swap_in(s, u, true)) < 0) {
 		/* the app's fd still is the TCP socket, but the client is
@@ -852,15 +988,22 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 	if (hid >= 0) {
 		s->hidden_tcp = hid;
 		flp_note_hidden(hid, s);
+		set_kind(s, SK_DRAIN);
+	} else {
+		set_kind(s, SK_FAST);
 	}
-	set_kind(s, SK_FAST);
 	log_conn(s, "uds", NULL);
 	if (client_pid == flp_pid) {
 		/* the client is us: switch it now, or a thread that connects,
 		 * sends and accepts would wait on itself */
 		struct flp_sock *c = find_local_client(s->map->ino, idx, gen);
-		if (c)
-			client_switch(c);
+		struct reg_addr ccli, csrv;
+		pid_t p = 0;
+		int cu;
+		if (c && sock_tuple(c, &ccli, &csrv) &&
+		    (cu = rendezvous_take(s->map->ino, &ccli, &csrv, &p)) >= 0)
+			client_switch(c, cu, p);
+		conn_drain_check(s);
 	}
 	reg_put(s->map);
 	s->map = NULL;
@@ -956,7 +1099,7 @@ int conn_accept(int lfd, struct sockaddr *sa, socklen_t *len, int flags)
 	}
 	if (fdt_get(fd))
 		conn_forget_stale(fd);
-	fdt_set_hint(fd, 0);
+	fdt_set_hint(fd, fdt_hint(lfd) & (FDT_HINT_RCVBUF | FDT_HINT_SNDBUF));
 	pthread_mutex_lock(&flp_mu);
 	l = fdt_get(lfd);
 	if (!l || l->kind != SK_LISTENER || !(s = sock_new(SK_UNDECIDED))) {
@@ -986,25 +1129,70 @@ int conn_accept(int lfd, struct sockaddr *sa, socklen_t *len, int flags)
 
 /* ---------------------------------------------------------------- settle */
 
-/* Has the peer put something (data or EOF/error) on this TCP socket? */
-static bool tcp_has_event(int fd)
+/*
+ * A PENDING client: has the server adopted?  The truth is in the streams,
+ * not in the claim slot (any same-user process can scribble on it): the
+ * adopter's header in our rendezvous says yes — it is written before the
+ * slot says TAKEN and before the adopter's FIN — and the server's data on
+ * TCP says no.  The slot only tells when to look.  Returns 0.  Caller
+ * holds flp_mu.
+ */
+static int settle_pending(struct flp_sock *s, bool force)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+	struct reg_addr cli, srv;
+	uint32_t st = claim_poll(s->map, s->slot, s->gen);
+	int ev = tcp_peek(s->fds[0]);
+	pid_t pid = 0;
+	int u;
 
-	return flp_real.poll(&p, 1, 0) > 0;
+	if (!force && ev == TCP_NOTHING && st != SLOT_TAKEN)
+		return 0;
+	if (!sock_tuple(s, &cli, &srv)) {
+		to_tcp(s, "error-address");
+		return 0;
+	}
+	u = rendezvous_take(s->map->ino, &cli, &srv, &pid);
+	if (u >= 0 && ev != TCP_DATA) {
+		client_switch(s, u, pid);
+		return 0;
+	}
+	if (u >= 0) {
+		/* an adopter that also wrote data on TCP: only a scribbled
+		 * slot makes this; the TCP stream is the real one */
+		flp_real.close(u);
+	}
+	if (!force && ev == TCP_NOTHING)
+		return 0;       /* the slot said TAKEN, no adopter came: a lie */
+	st = claim_revoke(s->map, s->slot, s->gen);
+	if (st == SLOT_TAKEN && ev == TCP_NOTHING &&
+	    (u = rendezvous_take(s->map->ino, &cli, &srv, &pid)) >= 0) {
+		client_switch(s, u, pid);   /* adopted while we decided */
+		return 0;
+	}
+	if (st == SLOT_TAKEN && ev == TCP_EOF) {
+		/* a FIN and no header: no adopter sent it (it writes the
+		 * header first), this is the server closing; the slot lies */
+		st = SLOT_REVOKED;
+	}
+	if (st == SLOT_REVOKED)
+		to_tcp(s, force ? "revoked" : "revoked-peer-data");
+	else if (st == SLOT_FAILED)
+		to_tcp(s, "server-declined");
+	else
+		reset_conn(s, EPROTO);  /* TAKEN without an adopter */
+	return 0;
 }
 
 /*
- * Bring s (at fd) towards a final state.  For a PENDING client: switch if
- * TAKEN; stay TCP if REVOKED/FAILED or if TCP data arrived while our claim
- * is still open (the server is not adopting); with force, decide now
- * (revoke).  For an UNDECIDED server: adopt if the claim is there, else
- * TCP (force or no announcement pending).  Returns 0.  Caller holds
- * flp_mu.
+ * Bring s (at fd) towards a final state.  A PENDING client switches when
+ * its adopter is there, stays TCP when the server's data (or EOF) comes
+ * first; with force it decides now.  An UNDECIDED server adopts if the
+ * claim is there, else TCP (force, or no announcement pending).  A
+ * DRAIN server becomes FAST once the client's FIN is read.  Returns 0.
+ * Caller holds flp_mu.
  */
 int conn_settle(int fd, struct flp_sock *s, bool force)
 {
-	uint32_t st;
 	bool pending;
 
 	(void)fd;
@@ -1017,32 +1205,13 @@ int conn_settle(int fd, struct flp_sock *s, bool force)
 			to_tcp(s, "peer-not-preloaded");
 		return 0;
 	}
+	if (s->kind == SK_DRAIN) {
+		conn_drain_check(s);
+		return 0;
+	}
 	if (s->kind != SK_PENDING)
 		return 0;
-	st = claim_poll(s->map, s->slot, s->gen);
-	if (st == SLOT_OPEN || st == SLOT_ANNOUNCED) {
-		/* bytes on TCP while our claim is open are the server's own
-		 * data (it writes the doorbell only after TAKEN): it is not
-		 * adopting */
-		if (!force && !tcp_has_event(s->fds[0]))
-			return 0;
-		st = claim_poll(s->map, s->slot, s->gen);
-		if (st == SLOT_OPEN || st == SLOT_ANNOUNCED || force)
-			st = claim_revoke(s->map, s->slot, s->gen);
-	} else if (st == SLOT_ADOPTING) {
-		/* the doorbell follows TAKEN, so an event now is real data,
-		 * EOF, or an adopter that died: wait for it, bounded */
-		if (!force && !tcp_has_event(s->fds[0]))
-			return 0;
-		st = claim_revoke(s->map, s->slot, s->gen);
-	}
-	if (st == SLOT_TAKEN)
-		client_switch(s);
-	else if (st == SLOT_REVOKED)
-		to_tcp(s, force ? "revoked" : "revoked-peer-data");
-	else if (st == SLOT_FAILED)
-		to_tcp(s, "server-declined");
-	return 0;
+	return settle_pending(s, force);
 }
 
 static bool spin_match(struct flp_sock *p, int epfd, int fd)
@@ -1083,13 +1252,13 @@ bool conn_spin_take(int epfd, int fd)
 		for (struct flp_sock *p = pend_head, *n; p; p = n) {
 			uint32_t st;
 			n = p->pend_next;
-			if (!spin_match(p, epfd, fd) || !p->map)
+			if (p->kind != SK_PENDING || !spin_match(p, epfd, fd) || !p->map)
 				continue;
 			any = true;
 			st = claim_poll(p->map, p->slot, p->gen);
 			if (st == SLOT_TAKEN || st == SLOT_REVOKED || st == SLOT_FAILED) {
 				conn_settle(p->fds[0], p, false);
-				changed = true;
+				changed |= p->kind != SK_PENDING;
 			}
 		}
 		pthread_mutex_unlock(&flp_mu);
@@ -1141,6 +1310,11 @@ static void teardown(struct flp_sock *s)
 {
 	int kind = s->kind;
 
+	/* our mirrors of the app's registrations on the hidden TCP go now:
+	 * a fork child may hold that file open, and keep them alive */
+	for (int k = 0; kind == SK_DRAIN && k < s->nep && s->hidden_tcp >= 0; k++)
+		flp_real.epoll_ctl(s->ep[k].epfd, EPOLL_CTL_DEL, s->hidden_tcp, NULL);
+	/* the app's own registrations went with its file */
 	set_kind(s, SK_NONE);
 	switch (kind) {
 	case SK_LISTENER:
@@ -1149,13 +1323,12 @@ static void teardown(struct flp_sock *s)
 		s->map = NULL;
 		break;
 	case SK_FAST:
+	case SK_DRAIN:
 		flp_close_hidden(s, &s->hidden_tcp);
+		drop_claim(s);
 		break;
 	case SK_UNDECIDED:
 	case SK_PENDING:
-		/* the kernel dropped the epoll registrations with the file */
-		flp_ep_pending -= s->nep;
-		s->nep = 0;
 		drop_claim(s);
 		break;
 	default:
@@ -1166,9 +1339,10 @@ static void teardown(struct flp_sock *s)
 
 /*
  * Forget fd before the real close (or before dup2 onto it).  A PENDING
- * client's last close settles first: write-then-close must deliver, so a
- * TAKEN claim is switched (bytes re-sent over UDS) and an open one
- * revoked (bytes stay on TCP).  Caller holds flp_mu.
+ * client's last close settles first: an adopted one switches, so that its
+ * adopter reads our FIN on TCP and then EOF on the UDS (not the reset of
+ * a connection left in our rendezvous); an open claim is revoked.  Caller
+ * holds flp_mu.
  */
 static void forget_fd(int fd)
 {
@@ -1179,8 +1353,10 @@ static void forget_fd(int fd)
 	if (s->kind == SK_HIDDEN) {
 		/* the app closes one of our fds (closing "all fds"): let it go */
 		struct flp_sock *o = s->owner;
-		if (o && o->hidden_tcp == fd)
+		if (o && o->hidden_tcp == fd) {
 			o->hidden_tcp = -1;
+			conn_drain_check(o);    /* no TCP bytes left to read */
+		}
 		if (fd == rdv_fd)
 			rdv_fd = -1;
 		if ((last = fdt_detach(fd)))
@@ -1202,8 +1378,10 @@ void conn_forget_stale_locked(int fd)
 
 	if ((last = fdt_detach(fd))) {
 		if (last->kind == SK_HIDDEN) {
-			if (last->owner && last->owner->hidden_tcp == fd)
+			if (last->owner && last->owner->hidden_tcp == fd) {
 				last->owner->hidden_tcp = -1;
+				conn_drain_check(last->owner);
+			}
 			if (fd == rdv_fd)
 				rdv_fd = -1;
 			sock_free(last);
@@ -1321,6 +1499,12 @@ int conn_setsockopt(int fd, struct flp_sock *s, int level, int name,
 {
 	if (flp_real.setsockopt(fd, level, name, val, len) < 0)
 		return -errno;
+	/* a buffer size the app chose is carried to the UDS at the switch
+	 * (and from a listener to the sockets it accepts) */
+	if (level == SOL_SOCKET && (name == SO_RCVBUF || name == SO_RCVBUFFORCE))
+		fdt_set_hint(fd, fdt_hint(fd) | FDT_HINT_RCVBUF);
+	if (level == SOL_SOCKET && (name == SO_SNDBUF || name == SO_SNDBUFFORCE))
+		fdt_set_hint(fd, fdt_hint(fd) | FDT_HINT_SNDBUF);
 	if (flp_slow(s) && (level == IPPROTO_TCP || level == IPPROTO_IP ||
 			    level == IPPROTO_IPV6)) {
 		pthread_mutex_lock(&flp_mu);
@@ -1380,7 +1564,8 @@ char *conn_inherit_env(void)
 		struct flp_sock *s = fdt_get(fd);
 		int fl;
 
-		if (!s || (s->kind != SK_FAST && s->kind != SK_LISTENER))
+		if (!s || (s->kind != SK_FAST && s->kind != SK_DRAIN &&
+			   s->kind != SK_LISTENER))
 			continue;
 		fl = flp_real.fcntl(fd, F_GETFD);
 		if (fl < 0 || (fl & FD_CLOEXEC))
@@ -1403,6 +1588,12 @@ char *conn_inherit_env(void)
 		len += 2 * s->peer_len;
 		out[len++] = ';';
 		out[len] = 0;
+		if (s->kind == SK_DRAIN && s->hidden_tcp >= 0 && s->fds[0] == fd &&
+		    flp_real.fcntl(s->hidden_tcp, F_SETFD, 0) == 0) {
+			/* the client's TCP bytes not read yet go along; the
+			 * new image reads them first if it is preloaded */
+			len += (size_t)sprintf(out + len, "H%d,%d;", fd, s->hidden_tcp);
+		}
 	}
 	pthread_mutex_unlock(&flp_mu);
 	return out;
@@ -1417,7 +1608,16 @@ void conn_inherit_restore(const char *v)
 		int fd, server, dom = 0, n = 0;
 		socklen_t l = sizeof(dom);
 
-		if (*p == 'L' && sscanf(p, "L%d;%n", &fd, &n) == 1 && n) {
+		if (*p == 'H' && sscanf(p, "H%d,%d;%n", &fd, &server, &n) == 2 && n) {
+			/* server here is the hidden TCP fd of fast fd fd */
+			struct flp_sock *s = fdt_get(fd);
+			if (s && s->kind == SK_FAST && server >= 0 && !fdt_get(server)) {
+				flp_real.fcntl(server, F_SETFD, FD_CLOEXEC);
+				s->hidden_tcp = server;
+				flp_note_hidden(server, s);
+				set_kind(s, SK_DRAIN);
+			}
+		} else if (*p == 'L' && sscanf(p, "L%d;%n", &fd, &n) == 1 && n) {
 			if (flp_cfg.transport != FLP_TR_OFF && reg_enabled())
 				publish(fd);
 		} else if (*p == 'F' && sscanf(p, "F%d,%d,%n", &fd, &server, &n) == 2 && n &&
@@ -1466,30 +1666,4 @@ void conn_after_fork_child(void)
 	flp_start = flp_proc_start(flp_pid);
 	pthread_mutex_init(&flp_mu, NULL);
 	rendezvous_forget();
-}
-
-void conn_init(void)
-{
-	char buf[32];
-	long v = 0;
-	int fd = open("/proc/sys/net/core/wmem_max", O_RDONLY | O_CLOEXEC);
-
-	retain_max = flp_cfg.retain;
-	if (fd >= 0) {
-		ssize_t n = flp_real.read(fd, buf, sizeof(buf) - 1);
-		flp_real.close(fd);
-		if (n > 0) {
-			buf[n] = 0;
-			v = strtol(buf, NULL, 10);
-		}
-	}
-	/* re-sent bytes must fit in the UDS send buffer (SO_SNDBUF is capped
-	 * at wmem_max and doubled by the kernel), or the switch could block */
-	if (v > 0 && (size_t)v < retain_max)
-		retain_max = (size_t)v;
-}
-
-size_t conn_retain_max(void)
-{
-	return retain_max;
 }

@@ -158,6 +158,42 @@ int emu_getsockopt(int fd, struct flp_sock *s, int level, int name,
 	return flp_real.getsockopt(fd, level, name, val, len) < 0 ? -errno : 0;
 }
 
+/*
+ * Before the switch: remember the TCP and IP level options of the TCP
+ * socket tcpfd that differ from a fresh socket's, so that the UDS answers
+ * them as before — options the app set before connect() (no entry then),
+ * or an accepted socket's inherited from the listener.  Caller holds
+ * flp_mu.
+ */
+void emu_capture(int tcpfd, struct flp_sock *s)
+{
+	static const int opts[][2] = {
+		{ IPPROTO_TCP, TCP_NODELAY }, { IPPROTO_TCP, TCP_CORK },
+		{ IPPROTO_TCP, TCP_KEEPIDLE }, { IPPROTO_TCP, TCP_KEEPINTVL },
+		{ IPPROTO_TCP, TCP_KEEPCNT }, { IPPROTO_TCP, TCP_USER_TIMEOUT },
+		{ IPPROTO_TCP, TCP_NOTSENT_LOWAT }, { IPPROTO_TCP, TCP_QUICKACK },
+		{ IPPROTO_IP, IP_TOS }, { IPPROTO_IP, IP_TTL },
+		{ IPPROTO_IPV6, IPV6_TCLASS }, { IPPROTO_IPV6, IPV6_UNICAST_HOPS },
+	};
+
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		int v, *p, lvl = opts[i][0], name = opts[i][1];
+		socklen_t l = sizeof(v);
+
+		if ((lvl == IPPROTO_IPV6) != (s->local.ss_family == AF_INET6) && lvl != IPPROTO_TCP)
+			continue;
+		if (flp_real.getsockopt(tcpfd, lvl, name, &v, &l) < 0 || l != sizeof(v))
+			continue;
+		/* TCP_QUICKACK reads back as the current ack mode, 1 on a
+		 * fresh socket */
+		if (v == (name == TCP_QUICKACK && lvl == IPPROTO_TCP ? 1 : opt_default(lvl, name)) &&
+		    !opt_slot(s, lvl, name, false))
+			continue;
+		if ((p = opt_slot(s, lvl, name, true)))
+			*p = v;
+	}
+}
+
 int emu_setsockopt(int fd, struct flp_sock *s, int level, int name,
 		   const void *val, socklen_t len)
 {

@@ -79,8 +79,6 @@ struct flp_sock *sock_new(int kind)
 
 void sock_free(struct flp_sock *s)
 {
-	free(s->retained);
-	s->retained = NULL;
 	if (s->fds != s->fds_inline)
 		free(s->fds);
 	s->fds = s->fds_inline;

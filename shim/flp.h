@@ -107,7 +107,8 @@ struct flp_cfg {
 	int log_level;          /* enum flp_log_level */
 	char log_file[256];     /* "" = stderr */
 	char dir[256];          /* registry directory */
-	size_t retain;          /* bytes a PENDING client keeps for re-send */
+	size_t retain;          /* bytes a PENDING client sends over TCP before
+				 * it stops waiting for an adoption */
 	int accept_wait_us;     /* how long accept waits for an unfilled claim */
 	int decide_wait_us;     /* ... and the first data call, before TCP */
 	int spin_us;            /* a pending client spins this long for TAKEN */
@@ -267,17 +268,21 @@ enum sock_kind {
 	SK_PENDING,      /* client: claim open, data over TCP with retention */
 	SK_UNDECIDED,    /* server: claim not yet filled at accept */
 	SK_FAST,         /* fast channel: the fd is the UDS socket */
+	SK_DRAIN,        /* server: the fd is the UDS, but the client's
+			  * pre-switch bytes are still in the hidden TCP
+			  * socket and are read first, up to its FIN */
 	SK_HIDDEN,       /* an fd the library holds for another entry */
 };
 
 #define SOCK_MAX_FDS 8
 #define SOCK_MAX_EPOLL 8
-#define SOCK_MAX_OPTS 8
+#define SOCK_MAX_OPTS 16
 
 struct sock_epreg {
 	int epfd;
 	int fd;
 	struct epoll_event ev;
+	uint32_t seen;          /* events reported to the app since ADD/MOD */
 };
 
 struct sock_opt {
@@ -297,19 +302,28 @@ struct flp_sock {
 	struct reg_map *map;
 	int slot;
 	uint32_t gen;
-	char *retained;
-	size_t retained_len;
-	/* FAST */
-	int hidden_tcp;                 /* server: TCP kept until the client switched */
+	uint64_t pend_sent;             /* bytes a PENDING client sent over TCP */
+	uint64_t pend_t0;               /* when it connected (us) */
+	/* FAST / DRAIN */
+	int hidden_tcp;                 /* server: TCP until the client's FIN is read */
+	pid_t cli_pid;                  /* server: the client process, and its */
+	uint64_t cli_start;             /* start time (liveness at the drain's end) */
 	struct sock_opt opts[SOCK_MAX_OPTS];
 	int nopts;
-	/* epoll registrations to carry over a switch */
+	/* epoll registrations to carry over a switch (PENDING), to mirror
+	 * on the hidden TCP (DRAIN), or whose next report must not repeat
+	 * an edge the switch made (FAST with quiet set) */
 	struct sock_epreg ep[SOCK_MAX_EPOLL];
 	int nep;
+	uint32_t quiet;                 /* FAST: edge-triggered events the app
+					 * was told of before the switch: dropped
+					 * from the next report, unless a data
+					 * call came first */
 	/* SK_HIDDEN: whose it is */
 	struct flp_sock *owner;
 	struct flp_sock *free_next;
-	/* list of PENDING clients (conn.c), for epoll fix-ups and local adopts */
+	/* the watch list (conn.c): PENDING, DRAIN and quiet FAST sockets,
+	 * whose epoll events need a look; local adopts find clients here */
 	struct flp_sock *pend_next, *pend_prev;
 	bool on_pend;
 	bool connect_pending;   /* the app's connect() said EINPROGRESS */
@@ -324,7 +338,8 @@ void fdt_attach(int fd, struct flp_sock *s) FLP_HIDDEN;
 struct flp_sock *fdt_detach(int fd) FLP_HIDDEN;
 void sock_free(struct flp_sock *s) FLP_HIDDEN;
 int fdt_max(void) FLP_HIDDEN;
-enum { FDT_HINT_TCP = 1, FDT_HINT_DECIDED = 2 };
+enum { FDT_HINT_TCP = 1, FDT_HINT_DECIDED = 2,
+       FDT_HINT_RCVBUF = 4, FDT_HINT_SNDBUF = 8 /* the app sized a buffer */ };
 int fdt_hint(int fd) FLP_HIDDEN;
 void fdt_set_hint(int fd, int h) FLP_HIDDEN;
 extern pthread_mutex_t flp_mu FLP_HIDDEN;
@@ -338,6 +353,8 @@ void flp_close_hidden(struct flp_sock *s, int *fdp) FLP_HIDDEN;
 int conn_listen(int fd, int backlog) FLP_HIDDEN;
 int conn_tcp_hint(int domain, int type, int protocol) FLP_HIDDEN;
 struct flp_sock *conn_pending_first(void) FLP_HIDDEN;
+void conn_watch(struct flp_sock *s) FLP_HIDDEN;
+void conn_unquiet(struct flp_sock *s) FLP_HIDDEN;
 bool conn_spin_take(int epfd, int fd) FLP_HIDDEN;
 int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	FLP_HIDDEN;
@@ -357,18 +374,21 @@ int conn_setsockopt(int fd, struct flp_sock *s, int level, int name,
 void conn_before_fork(void) FLP_HIDDEN;
 void conn_after_fork_parent(void) FLP_HIDDEN;
 void conn_after_fork_child(void) FLP_HIDDEN;
-void conn_init(void) FLP_HIDDEN;
-size_t conn_retain_max(void) FLP_HIDDEN;
 void conn_settle_all(void) FLP_HIDDEN;
 void conn_at_exit(void) FLP_HIDDEN;
 char *conn_inherit_env(void) FLP_HIDDEN;
 void conn_inherit_restore(const char *v) FLP_HIDDEN;
 
-/* Data operations on a not-yet-final socket (PENDING or UNDECIDED). */
+int conn_drain_check(struct flp_sock *s) FLP_HIDDEN;
+void conn_copy_opts(int from, int to, int hint) FLP_HIDDEN;
+
+/* Data operations on a not-yet-final socket (PENDING, UNDECIDED, DRAIN). */
 ssize_t io_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m,
 		   int flags) FLP_HIDDEN;
 ssize_t io_recvmsg(int fd, struct flp_sock *s, struct msghdr *m,
 		   int flags) FLP_HIDDEN;
+int io_ioctl(int fd, struct flp_sock *s, unsigned long req, void *arg)
+	FLP_HIDDEN;
 
 /* Answer as the TCP socket would, for a FAST socket. */
 int emu_getsockname(struct flp_sock *s, struct sockaddr *sa, socklen_t *len,
@@ -377,6 +397,7 @@ int emu_getsockopt(int fd, struct flp_sock *s, int level, int name,
 		   void *val, socklen_t *len) FLP_HIDDEN;
 int emu_setsockopt(int fd, struct flp_sock *s, int level, int name,
 		   const void *val, socklen_t len) FLP_HIDDEN;
+void emu_capture(int tcpfd, struct flp_sock *s) FLP_HIDDEN;
 
 /* Readiness. */
 extern _Atomic int flp_ep_pending FLP_HIDDEN;
@@ -413,7 +434,18 @@ static inline bool flp_slow(struct flp_sock *s)
 	if (!s)
 		return false;
 	k = sock_kind(s);
-	return k == SK_PENDING || k == SK_UNDECIDED;
+	return k == SK_PENDING || k == SK_UNDECIDED || k == SK_DRAIN;
+}
+
+/* Is the app's fd a UDS that stands for a TCP socket (names emulated)? */
+static inline bool flp_is_uds(struct flp_sock *s)
+{
+	int k;
+
+	if (!s)
+		return false;
+	k = sock_kind(s);
+	return k == SK_FAST || k == SK_DRAIN;
 }
 
 /* Monotonic microseconds. */

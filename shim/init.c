@@ -32,7 +32,6 @@ static void do_init(void)
 	flp_start = flp_proc_start(flp_pid);
 	if (stat("/proc/self/ns/net", &st) == 0)
 		flp_netns = st.st_ino;
-	conn_init();
 	if (flp_cfg.transport == FLP_TR_SHM) {
 		FLP_WARN("transport shm is not available in this build; using uds");
 		flp_cfg.transport = FLP_TR_UDS;
@@ -45,7 +44,7 @@ static void do_init(void)
 		conn_inherit_restore(inh);
 	FLP_DBG("fastloop ready: transport=%s dir=%s retain=%zu",
 		cfg_transport_name(flp_cfg.transport), flp_cfg.dir,
-		conn_retain_max());
+		flp_cfg.retain);
 	initialising = false;
 	__atomic_store_n(&flp_ready, true, __ATOMIC_RELEASE);
 }

@@ -1,20 +1,22 @@
 /*
  * io.c — data calls on a socket that is not final yet.
  *
- * A PENDING client sends over TCP and keeps a copy of what it sent (up to
- * the retention bound) for the re-send at the switch; at the bound it waits
- * a bounded time for the adoption, then revokes its claim and stays TCP.
- * It never blocks inside a TCP send:
- * while it waits for room it also waits for the doorbell, since a server
- * that adopted will never read the TCP bytes.  A receive waits in the
- * kernel (MSG_PEEK) for the first byte — doorbell or the server's data —
- * so SO_RCVTIMEO and SA_RESTART behave as they do on TCP.
- * An UNDECIDED server decides at its first data call.
+ * A PENDING client sends over TCP as plain TCP would: nothing is copied or
+ * re-sent, because an adopting server reads those bytes from its TCP
+ * socket up to our FIN before it reads the UDS (SK_DRAIN).  A receive
+ * waits in the kernel (MSG_PEEK) for the first event — the adopter's FIN
+ * or the server's data — so SO_RCVTIMEO and SA_RESTART behave as on TCP.
+ * A client that has sent `retain` bytes and waited `decide_wait_us`
+ * without an adoption stops waiting for one (revokes) and is plain TCP.
+ * An UNDECIDED server decides at its first data call.  A DRAIN server
+ * reads the client's TCP bytes first, then the UDS.
  */
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 
 #include "flp.h"
 
@@ -25,30 +27,58 @@ static bool fd_nonblock(int fd)
 	return fl >= 0 && (fl & O_NONBLOCK);
 }
 
-static size_t iov_total(const struct iovec *iov, size_t n)
+/* Settle fd (an UNDECIDED server decides, a DRAIN server looks for the
+ * FIN) and return its kind now.  Caller holds flp_mu. */
+static int settle_kind(int fd)
 {
-	size_t t = 0;
+	struct flp_sock *s = fdt_get(fd);
 
-	for (size_t i = 0; i < n; i++)
-		t += iov[i].iov_len;
-	return t;
+	if (flp_slow(s))
+		conn_settle(fd, s, s->kind == SK_UNDECIDED);
+	s = fdt_get(fd);
+	return s ? s->kind : SK_NONE;
 }
 
-/* Append the first n bytes described by iov to s->retained. */
-static int retain(struct flp_sock *s, const struct iovec *iov, size_t niov, size_t n)
+/*
+ * Send on a not-final socket.  PENDING: over TCP, blocking or not as the
+ * app asked; past the bound (retain bytes and decide_wait_us) without an
+ * adoption the claim is revoked and the socket is plain TCP from then on.
+ * DRAIN: our sends go to the UDS, nothing to wait for.
+ */
+ssize_t io_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flags)
 {
-	char *p = realloc(s->retained, s->retained_len + n);
+	struct msghdr c;
+	ssize_t r;
+	int kind, e;
 
-	if (!p)
-		return -ENOMEM;
-	s->retained = p;
-	for (size_t i = 0; i < niov && n; i++) {
-		size_t c = iov[i].iov_len < n ? iov[i].iov_len : n;
-		memcpy(p + s->retained_len, iov[i].iov_base, c);
-		s->retained_len += c;
-		n -= c;
+	pthread_mutex_lock(&flp_mu);
+	kind = settle_kind(fd);
+	s = fdt_get(fd);
+	if (kind == SK_PENDING && s->pend_sent >= flp_cfg.retain &&
+	    flp_now_us() - s->pend_t0 >= (uint64_t)flp_cfg.decide_wait_us) {
+		conn_settle(fd, s, true);
+		kind = (s = fdt_get(fd)) ? s->kind : SK_NONE;
 	}
-	return 0;
+	pthread_mutex_unlock(&flp_mu);
+	c = *m;
+	if (kind == SK_FAST || kind == SK_DRAIN) {
+		/* TCP ignores a destination on a connected socket; a UDS
+		 * would fail with EISCONN */
+		c.msg_name = NULL;
+		c.msg_namelen = 0;
+	}
+	r = flp_real.sendmsg(fd, &c, flags);
+	if (r < 0) {
+		e = errno;
+		return -e;
+	}
+	if (kind == SK_PENDING && r > 0) {
+		pthread_mutex_lock(&flp_mu);
+		if (fdt_get(fd) == s && s->kind == SK_PENDING)
+			s->pend_sent += (uint64_t)r;
+		pthread_mutex_unlock(&flp_mu);
+	}
+	return r;
 }
 
 /* Drop the first n bytes from an iovec array (in place). */
@@ -65,158 +95,201 @@ static void advance(struct iovec **iov, size_t *niov, size_t n)
 	}
 }
 
-/* Settle s under the lock; returns whether the fd is still not final. */
-static bool still_slow(int fd)
+/* Wait (blocking, as the app's recv would) until the hidden TCP socket h
+ * of fd has something: data, FIN or an error.  The app's SO_RCVTIMEO (set
+ * on its fd, the UDS) applies; EINTR and the timeout's EAGAIN are the
+ * app's.  h is dup()ed under flp_mu, so a concurrent close cannot hand
+ * its number to another file while we sleep on it.  Returns 0 or -errno. */
+static int drain_wait(int fd)
 {
-	struct flp_sock *s = fdt_get(fd);
+	struct timeval tv = { 0, 0 };
+	socklen_t l = sizeof(tv);
+	struct flp_sock *s;
+	char b;
+	int h = -1;
+	ssize_t r;
 
-	if (flp_slow(s))
-		conn_settle(fd, s, s->kind == SK_UNDECIDED);
-	return flp_slow(fdt_get(fd));
-}
-
-/* At most max bytes of an iovec array, into out (same capacity). */
-static size_t iov_trim(const struct iovec *iov, size_t niov, size_t max,
-		       struct iovec *out)
-{
-	size_t k = 0;
-
-	for (size_t i = 0; i < niov && max; i++) {
-		out[k] = iov[i];
-		if (out[k].iov_len > max)
-			out[k].iov_len = max;
-		max -= out[k].iov_len;
-		k++;
-	}
-	return k;
+	pthread_mutex_lock(&flp_mu);
+	s = fdt_get(fd);
+	if (s && s->kind == SK_DRAIN && s->hidden_tcp >= 0)
+		h = flp_real.fcntl(s->hidden_tcp, F_DUPFD_CLOEXEC, 0);
+	pthread_mutex_unlock(&flp_mu);
+	if (h < 0)
+		return 0;
+	flp_real.getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &l);
+	flp_real.setsockopt(h, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	r = flp_real.recv(h, &b, 1, MSG_PEEK);
+	r = r < 0 && (errno == EINTR || errno == EAGAIN) ? -errno : 0;
+	flp_real.close(h);
+	return (int)r;
 }
 
 /*
- * Send on a not-final socket.  A PENDING client sends over TCP without
- * blocking and keeps a copy of every byte sent.  When the copy reaches the
- * bound it first waits a while for the server to adopt (a sender that
- * starts at once would otherwise always lose the fast path), then revokes
- * its claim and goes on as plain TCP.
+ * One read from a DRAIN socket's hidden TCP (the client's bytes sent
+ * before its switch), without blocking.  Returns the bytes read, 0 when
+ * the drain is over (the socket is FAST now: read the UDS), or -EAGAIN.
+ * Caller holds flp_mu.
  */
-ssize_t io_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flags)
+static ssize_t drain_read(struct flp_sock *s, struct msghdr *m, int flags)
 {
-	size_t niov = m->msg_iovlen, total, done = 0, cap = niov ? niov : 1;
-	bool nb = (flags & MSG_DONTWAIT) || fd_nonblock(fd);
-	struct iovec *iov, *base, *lim;
-	struct msghdr cur = *m;
-	uint64_t full_since = 0;
+	struct msghdr hm = *m;
 	ssize_t r;
-	int e;
+
+	hm.msg_name = NULL;
+	hm.msg_namelen = 0;
+	hm.msg_control = NULL;
+	hm.msg_controllen = 0;
+	if (s->hidden_tcp < 0)
+		r = 0;
+	else
+		r = flp_real.recvmsg(s->hidden_tcp, &hm,
+				     (flags & ~MSG_WAITALL) | MSG_DONTWAIT);
+	if (r > 0) {
+		m->msg_flags = hm.msg_flags;
+		m->msg_controllen = 0;
+		/* the FIN right behind the last byte: done now, so the
+		 * app's next wait is on the UDS alone */
+		if (!(flags & MSG_PEEK))
+			conn_drain_check(s);
+		return r;
+	}
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return -EAGAIN;
+	conn_drain_check(s);    /* FIN or a reset: TCP is done */
+	return s->kind == SK_DRAIN ? -EAGAIN : 0;
+}
+
+/*
+ * Receive on a not-final socket.  PENDING: wait for the adoption or the
+ * server's data, then read whichever the socket now is.  DRAIN: the TCP
+ * bytes first, then the UDS; MSG_WAITALL gathers across the boundary.
+ */
+ssize_t io_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
+{
+	struct iovec small[8], *iov = m->msg_iov;
+	size_t niov = m->msg_iovlen, done = 0, total = 0;
+	struct msghdr cur = *m;
+	ssize_t r;
+	char b;
 
 	(void)s;
-	if (niov > IOV_MAX)
-		return -EMSGSIZE;
-	if (!(base = malloc(2 * cap * sizeof(*iov))))
-		return -ENOMEM;
-	iov = base;
-	lim = base + cap;
-	memcpy(iov, m->msg_iov, niov * sizeof(*iov));
-	total = iov_total(iov, niov);
-	for (;;) {
-		struct flp_sock *p;
-		size_t room;
+	for (size_t i = 0; i < niov; i++)
+		total += m->msg_iov[i].iov_len;
+	for (int i = 0; i < 1000000; i++) {
+		int kind;
 
 		pthread_mutex_lock(&flp_mu);
-		if (!still_slow(fd)) {
+		kind = settle_kind(fd);
+		if (kind == SK_DRAIN) {
+			r = drain_read(fdt_get(fd), &cur, flags);
 			pthread_mutex_unlock(&flp_mu);
-			cur.msg_iov = iov;
-			cur.msg_iovlen = niov;
-			r = flp_real.sendmsg(fd, &cur, flags);
-			e = errno;
-			r = r < 0 ? (done ? (ssize_t)done : -e) : (ssize_t)done + r;
-			break;
-		}
-		p = fdt_get(fd);
-		room = conn_retain_max() - (p->kind == SK_PENDING ? p->retained_len : 0);
-		if (p->kind == SK_PENDING && room == 0) {
-			uint64_t limit = nb ? 2000 : (uint64_t)flp_cfg.decide_wait_us;
-			if (!full_since)
-				full_since = flp_now_us();
-			if (flp_now_us() - full_since >= limit)
-				conn_settle(fd, p, true);   /* revoke (or switch) */
-			pthread_mutex_unlock(&flp_mu);
-			if (flp_now_us() - full_since < limit && !conn_spin_take(-1, fd)) {
-				struct pollfd q = { .fd = fd, .events = POLLIN };
-				flp_real.poll(&q, 1, 1);
+			if (r > 0 && (flags & MSG_WAITALL) && !(flags & MSG_PEEK) &&
+			    done + (size_t)r < total) {
+				/* gather the rest: from TCP, or after the
+				 * FIN from the UDS */
+				if (iov == m->msg_iov) {
+					iov = niov <= 8 ? small : malloc(niov * sizeof(*iov));
+					if (!iov)
+						return (ssize_t)(done + (size_t)r);
+					memcpy(iov, m->msg_iov, niov * sizeof(*iov));
+					cur.msg_iov = iov;
+				}
+				done += (size_t)r;
+				advance(&cur.msg_iov, &cur.msg_iovlen, (size_t)r);
+				continue;
+			}
+			if (r > 0) {
+				r += (ssize_t)done;
+				break;
+			}
+			if (r == 0)
+				continue;       /* FAST now */
+			if (done && !(flags & MSG_WAITALL)) {
+				r = (ssize_t)done;
+				break;
+			}
+			if ((flags & MSG_DONTWAIT) || fd_nonblock(fd)) {
+				r = done ? (ssize_t)done : -EAGAIN;
+				break;
+			}
+			if ((r = drain_wait(fd)) < 0) {
+				r = done ? (ssize_t)done : r;
+				break;
 			}
 			continue;
 		}
-		cur.msg_iov = lim;
-		cur.msg_iovlen = iov_trim(iov, niov, room, lim);
-		r = flp_real.sendmsg(fd, &cur, flags | MSG_DONTWAIT);
-		e = errno;
-		if (r > 0) {
-			if (retain(p, lim, cur.msg_iovlen, (size_t)r) < 0)
-				conn_settle(fd, p, true);  /* no copy: stay TCP */
-			advance(&iov, &niov, (size_t)r);
-			done += (size_t)r;
-		}
 		pthread_mutex_unlock(&flp_mu);
-		if (r < 0 && e != EAGAIN) {
-			/* a TCP error while pending: an adopting server's TCP end
-			 * may be gone (it exec()ed); settling decides */
-			if (e == EPIPE || e == ECONNRESET) {
-				conn_settle_fd(fd, true);
-				if (!flp_slow(fdt_get(fd)))
-					continue;
+		if (kind != SK_PENDING) {
+			if (kind == SK_FAST) {
+				/* TCP reports no source address; a UDS would
+				 * report its own */
+				cur.msg_name = NULL;
+				cur.msg_namelen = 0;
 			}
-			r = done ? (ssize_t)done : -e;
+			r = flp_real.recvmsg(fd, &cur, flags);
+			r = r < 0 ? (done ? (ssize_t)done : -errno) : r + (ssize_t)done;
+			m->msg_flags = cur.msg_flags;
+			m->msg_controllen = cur.msg_controllen;
+			m->msg_namelen = kind == SK_FAST ? 0 : cur.msg_namelen;
 			break;
 		}
-		if (done == total || (nb && done)) {
-			r = (ssize_t)done;
-			break;
-		}
-		if (nb && r < 0) {
+		if ((flags & MSG_DONTWAIT) || fd_nonblock(fd)) {
 			r = -EAGAIN;
 			break;
 		}
-		if (r < 0) {
-			/* room on TCP, or the doorbell / the server's data */
-			struct pollfd q = { .fd = fd, .events = POLLOUT | POLLIN };
-			if (flp_real.poll(&q, 1, 100) < 0 && errno == EINTR) {
-				r = done ? (ssize_t)done : -EINTR;
-				break;
-			}
+		/* the server is usually a few microseconds from adopting: a
+		 * short spin lets us switch without being woken by its FIN
+		 * (a sleeping wakeup costs ~20 us here) */
+		if (i == 0 && conn_spin_take(-1, fd))
+			continue;
+		/* wait in the kernel for the adopter's FIN, data or EOF;
+		 * EINTR and SO_RCVTIMEO's EAGAIN are the app's; anything else
+		 * is settled above: a switch, or TCP with the same result
+		 * for the real call */
+		r = flp_real.recv(fd, &b, 1, MSG_PEEK);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
+			r = -errno;
+			break;
 		}
+		r = -EIO;
 	}
-	free(base);
+	if (iov != m->msg_iov && iov != small)
+		free(iov);
 	return r;
 }
 
-ssize_t io_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
+/*
+ * ioctl on a socket of ours.  SIOCOUTQ/SIOCOUTQNSD on a UDS that stands
+ * for TCP: TCP counts bytes the peer's kernel has not acknowledged, and
+ * on loopback it acknowledges what it queued at once (measured: 0 after
+ * 1000 unread bytes, non-zero only once the peer's window is full).  A
+ * UDS send queues straight into the peer's receive buffer, so nothing is
+ * ever unacknowledged: 0.  The UDS's own answer (skb truesize, 2304 for
+ * 1000 bytes) is no byte count at all.  FIONREAD while draining counts
+ * the TCP bytes still to read.  Others pass through after a settle.
+ */
+int io_ioctl(int fd, struct flp_sock *s, unsigned long req, void *arg)
 {
-	char b;
-	ssize_t r;
+	int kind, r;
 
-	(void)s;
-	for (int i = 0; i < 1000000; i++) {
-		pthread_mutex_lock(&flp_mu);
-		if (!still_slow(fd)) {
-			pthread_mutex_unlock(&flp_mu);
-			r = flp_real.recvmsg(fd, m, flags);
-			return r < 0 ? -errno : r;
-		}
+	pthread_mutex_lock(&flp_mu);
+	kind = flp_slow(s) ? settle_kind(fd) : (s ? s->kind : SK_NONE);
+	if ((kind == SK_FAST || kind == SK_DRAIN) &&
+	    (req == SIOCOUTQ || req == SIOCOUTQNSD)) {
 		pthread_mutex_unlock(&flp_mu);
-		if ((flags & MSG_DONTWAIT) || fd_nonblock(fd))
-			return -EAGAIN;
-		/* the server is usually a few microseconds from adopting: a
-		 * short spin lets us switch without being woken by the
-		 * doorbell (a sleeping wakeup costs ~20 us here) */
-		if (i == 0 && conn_spin_take(-1, fd))
-			continue;
-		/* wait in the kernel for the doorbell, data or EOF; EINTR and
-		 * SO_RCVTIMEO's EAGAIN are the app's; anything else (data, EOF,
-		 * a reset) is settled above: a switch, or TCP with the same
-		 * result for the real call */
-		r = flp_real.recv(fd, &b, 1, MSG_PEEK);
-		if (r < 0 && (errno == EINTR || errno == EAGAIN))
-			return -errno;
+		if (!arg)
+			return -EFAULT;
+		*(int *)arg = 0;
+		return 0;
 	}
-	return -EIO;
+	if (kind == SK_DRAIN && req == FIONREAD && (s = fdt_get(fd)) &&
+	    s->hidden_tcp >= 0) {
+		r = flp_real.ioctl(s->hidden_tcp, req, arg);
+		r = r < 0 ? -errno : r;
+		pthread_mutex_unlock(&flp_mu);
+		return r;
+	}
+	pthread_mutex_unlock(&flp_mu);
+	r = flp_real.ioctl(fd, req, arg);
+	return r < 0 ? -errno : r;
 }

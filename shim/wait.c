@@ -33,7 +33,18 @@ static bool is_pending(int fd)
 	return s && sock_kind(s) == SK_PENDING;
 }
 
-/* Settle fd if it is not final; returns true if it still is PENDING. */
+/* The hidden TCP socket of a DRAIN server at fd, or -1.  Read without
+ * the lock: a number closed meanwhile only makes a spurious wakeup, after
+ * which the fd is settled again. */
+static int drain_tcp(int fd)
+{
+	struct flp_sock *s = fdt_get(fd);
+
+	return s && sock_kind(s) == SK_DRAIN ? __atomic_load_n(&s->hidden_tcp, __ATOMIC_RELAXED) : -1;
+}
+
+/* Settle fd if it is not final; returns true if it still is (PENDING, or
+ * DRAIN: its readiness is not the kernel's for the fd alone). */
 static bool settle_fd(int fd, bool decide)
 {
 	struct flp_sock *s = fdt_get(fd);
@@ -44,7 +55,7 @@ static bool settle_fd(int fd, bool decide)
 	if ((s = fdt_get(fd)) && flp_slow(s))
 		conn_settle(fd, s, decide && s->kind == SK_UNDECIDED);
 	pthread_mutex_unlock(&flp_mu);
-	return is_pending(fd);
+	return flp_slow(fdt_get(fd));
 }
 
 bool wait_needs_settle(int fd)
@@ -64,14 +75,18 @@ static int remaining_ms(uint64_t deadline)
 }
 
 /*
- * poll()/ppoll() with switch handling.  timeout_ms < 0: forever.
- * Returns the count or -errno.
+ * poll()/ppoll() with switch handling.  timeout_ms < 0: forever.  A
+ * PENDING client is also watched for POLLIN (the adopter's FIN); a DRAIN
+ * server is readable when its hidden TCP socket is (an extra entry, after
+ * the app's).  Returns the count or -errno.
  */
 int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask)
 {
 	uint64_t deadline = timeout_ms > 0 ? flp_now_us() + (uint64_t)timeout_ms * 1000 : 0;
-	short small[64], *orig = small;
-	bool psmall[64], *pend = psmall;
+	struct pollfd qsmall[64], *q = qsmall;
+	short small[32], *orig = small;
+	nfds_t xsmall[32], *xi = xsmall;
+	bool psmall[32], *pend = psmall;
 	bool any = false;
 	int r = 0;
 
@@ -83,72 +98,89 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 		r = flp_real.ppoll(pfd, n, timeout_ms < 0 ? NULL : &ts, mask);
 		return r < 0 ? -errno : r;
 	}
-	if (n > 64) {
+	if (n > 32) {
 		orig = malloc(n * sizeof(*orig));
+		xi = malloc(n * sizeof(*xi));
 		pend = malloc(n * sizeof(*pend));
-		if (!orig || !pend) {
-			free(orig);
-			free(pend);
-			return -ENOMEM;
+		q = malloc(2 * n * sizeof(*q));
+		if (!orig || !xi || !pend || !q) {
+			r = -ENOMEM;
+			goto out;
 		}
 	}
 	/* round 0 only looks (timeout 0): ready fds are returned at once.
 	 * Before the first blocking round a pending client spins for its
-	 * adoption instead of sleeping for the doorbell. */
+	 * adoption instead of sleeping for the FIN. */
 	for (int round = 0; round < 1000000; round++) {
+		nfds_t nq = n;
 		int ms;
 
-		if (round == 1 && conn_spin_take(-1, -1)) {
-			/* something switched: refresh who is still pending */
-			any = false;
-			for (nfds_t i = 0; i < n; i++)
-				any |= pfd[i].fd >= 0 && is_pending(pfd[i].fd);
-			if (!any) {
-				ms = timeout_ms < 0 ? -1 : remaining_ms(deadline);
-				struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-				r = flp_real.ppoll(pfd, n, ms < 0 ? NULL : &ts, mask);
-				r = r < 0 ? -errno : r;
-				break;
-			}
-		}
+		if (round == 1)
+			conn_spin_take(-1, -1);
 		ms = round == 0 || timeout_ms == 0 ? 0 : timeout_ms < 0 ? -1 : remaining_ms(deadline);
 		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
 		for (nfds_t i = 0; i < n; i++) {
+			int h;
 			orig[i] = pfd[i].events;
+			q[i] = pfd[i];
 			pend[i] = pfd[i].fd >= 0 && is_pending(pfd[i].fd);
 			if (pend[i])
-				pfd[i].events |= POLLIN;
+				q[i].events |= POLLIN;
+			else if (pfd[i].fd >= 0 && (orig[i] & (POLLIN | POLLRDNORM)) &&
+				 (h = drain_tcp(pfd[i].fd)) >= 0) {
+				q[nq].fd = h;
+				q[nq].events = POLLIN | POLLRDHUP;
+				xi[nq++ - n] = i;
+			}
 		}
-		r = flp_real.ppoll(pfd, n, ms < 0 ? NULL : &ts, mask);
-		if (r < 0)
+		r = flp_real.ppoll(q, nq, ms < 0 ? NULL : &ts, mask);
+		if (r < 0) {
 			r = -errno;
+			break;
+		}
+		for (nfds_t i = 0; i < n; i++)
+			pfd[i].revents = q[i].revents;
+		/* a DRAIN server's TCP bytes are its readable data; the FIN
+		 * after them ends the drain, and then the UDS alone says */
+		for (nfds_t j = n; j < nq; j++) {
+			nfds_t i = xi[j - n];
+			if (!q[j].revents)
+				continue;
+			if (settle_fd(pfd[i].fd, false)) {
+				pfd[i].revents |= orig[i] & (POLLIN | POLLRDNORM);
+			} else {
+				struct pollfd one = { .fd = pfd[i].fd, .events = orig[i] };
+				flp_real.poll(&one, 1, 0);
+				pfd[i].revents = one.revents;
+			}
+		}
 		for (nfds_t i = 0; i < n; i++) {
-			/* any event on a pending client may be the doorbell,
-			 * which is not readiness the app can use */
-			pfd[i].events = orig[i];
-			if (r <= 0 || !pend[i] || !pfd[i].revents)
+			/* any event on a pending client may be its adopter's
+			 * FIN, which is not readiness the app can use */
+			if (!pend[i] || !pfd[i].revents)
 				continue;
 			if (!settle_fd(pfd[i].fd, false)) {
 				/* switched or TCP now: ask the new fd */
-				struct pollfd q = { .fd = pfd[i].fd, .events = orig[i] };
-				flp_real.poll(&q, 1, 0);
-				pfd[i].revents = q.revents;
+				struct pollfd one = { .fd = pfd[i].fd, .events = orig[i] };
+				flp_real.poll(&one, 1, 0);
+				pfd[i].revents = one.revents;
 			} else {
 				pfd[i].revents &= orig[i] | POLLERR | POLLHUP | POLLNVAL;
 			}
 		}
-		if (r < 0)
-			break;
 		r = 0;
 		for (nfds_t i = 0; i < n; i++)
 			r += pfd[i].revents != 0;
 		if (r || timeout_ms == 0 || (timeout_ms > 0 && round > 0 && remaining_ms(deadline) == 0))
 			break;
 	}
+out:
 	if (orig != small) {
 		free(orig);
+		free(xi);
 		free(pend);
+		free(q);
 	}
 	return r;
 }
@@ -221,10 +253,26 @@ static struct sock_epreg *find_reg(struct flp_sock *s, int epfd, int fd)
 	return NULL;
 }
 
+/* What a DRAIN server's hidden TCP socket is registered for on behalf of
+ * the app's registration ev: its readability (the TCP bytes, and the FIN
+ * that ends the drain), with the app's data and trigger mode. */
+static struct epoll_event mirror_ev(const struct epoll_event *ev)
+{
+	struct epoll_event m = *ev;
+
+	m.events = EPOLLIN | EPOLLRDHUP |
+		   (ev->events & (EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE));
+	return m;
+}
+
 /*
- * epoll_ctl: a not-final socket is settled first; one still PENDING is
- * registered with EPOLLIN added (for the doorbell) and the app's own
- * registration is remembered, to be carried over at the switch.
+ * epoll_ctl: a not-final socket is settled first.  One still PENDING is
+ * registered with EPOLLIN added (for the adopter's FIN); one in DRAIN is
+ * also registered through its hidden TCP socket, when the app asked for
+ * EPOLLIN.  The app's own registration is remembered, to be carried over
+ * at the switch or taken off the TCP socket at the drain's end.  On a
+ * FAST socket whose switch left an edge to filter, the app's new
+ * registration ends the filtering.
  */
 int wait_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
@@ -233,17 +281,33 @@ int wait_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	struct flp_sock *s;
 	int r;
 
+	s = fdt_get(fd);
+	if (s && sock_kind(s) == SK_FAST && s->quiet)
+		conn_unquiet(s);
 	if (!settle_fd(fd, true))
 		return flp_real.epoll_ctl(epfd, op, fd, ev) < 0 ? -errno : 0;
 	pthread_mutex_lock(&flp_mu);
 	s = fdt_get(fd);
-	if (!s || s->kind != SK_PENDING) {
+	if (!s || (s->kind != SK_PENDING && s->kind != SK_DRAIN)) {
 		pthread_mutex_unlock(&flp_mu);
 		return flp_real.epoll_ctl(epfd, op, fd, ev) < 0 ? -errno : 0;
 	}
-	if (ev)
+	if (ev && s->kind == SK_PENDING)
 		e2 = *ev, e2.events |= EPOLLIN;
+	else if (ev)
+		e2 = *ev;
 	r = flp_real.epoll_ctl(epfd, op, fd, ev ? &e2 : NULL) < 0 ? -errno : 0;
+	if (r == 0 && s->kind == SK_DRAIN && s->hidden_tcp >= 0) {
+		struct epoll_event m;
+		g = find_reg(s, epfd, fd);
+		if (op == EPOLL_CTL_DEL || (op == EPOLL_CTL_MOD && ev && !(ev->events & EPOLLIN))) {
+			flp_real.epoll_ctl(epfd, EPOLL_CTL_DEL, s->hidden_tcp, NULL);
+		} else if (ev && (ev->events & EPOLLIN)) {
+			m = mirror_ev(ev);
+			if (flp_real.epoll_ctl(epfd, op, s->hidden_tcp, &m) < 0 && op == EPOLL_CTL_MOD)
+				flp_real.epoll_ctl(epfd, EPOLL_CTL_ADD, s->hidden_tcp, &m);
+		}
+	}
 	if (r == 0) {
 		g = find_reg(s, epfd, fd);
 		if (op == EPOLL_CTL_DEL && g) {
@@ -251,9 +315,11 @@ int wait_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 			flp_ep_pending--;
 		} else if (op == EPOLL_CTL_MOD && g && ev) {
 			g->ev = *ev;
+			g->seen = 0;
 		} else if (op == EPOLL_CTL_ADD && ev && !g && s->nep < SOCK_MAX_EPOLL) {
 			s->ep[s->nep].epfd = epfd;
 			s->ep[s->nep].fd = fd;
+			s->ep[s->nep].seen = 0;
 			s->ep[s->nep++].ev = *ev;
 			flp_ep_pending++;
 		}
@@ -262,10 +328,44 @@ int wait_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	return r;
 }
 
+/* The watched socket (and its registration) that an event of epfd with
+ * this data belongs to, or NULL.  Caller holds flp_mu. */
+static struct flp_sock *find_watched(int epfd, uint64_t data, struct sock_epreg *reg)
+{
+	for (struct flp_sock *s = conn_pending_first(); s; s = s->pend_next)
+		for (int i = 0; i < s->nep; i++)
+			if (s->ep[i].epfd == epfd && s->ep[i].ev.data.u64 == data) {
+				*reg = s->ep[i];
+				return fdt_get(reg->fd) == s ? s : NULL;
+			}
+	return NULL;
+}
+
+/* The readiness of fd for the events of reg, asked now. */
+static uint32_t ask(int fd, uint32_t events)
+{
+	struct pollfd q = { .fd = fd,
+		.events = (short)(events & (EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP)) };
+
+	flp_real.poll(&q, 1, 0);
+	return (uint32_t)q.revents;
+}
+
+/* Note what the app was told on registration reg of s. */
+static void saw(struct flp_sock *s, const struct sock_epreg *reg, uint32_t ev)
+{
+	for (int i = 0; i < s->nep; i++)
+		if (s->ep[i].epfd == reg->epfd && s->ep[i].fd == reg->fd)
+			s->ep[i].seen |= ev;
+}
+
 /*
- * Fix up what epoll_wait returned: an event of a PENDING client's
- * registration is settled (maybe switched) and replaced by the readiness
- * the app asked for, or dropped.  Returns the new count.
+ * Fix up what epoll_wait returned for watched sockets.  PENDING: the
+ * event is settled (maybe switched) and replaced by the readiness the app
+ * asked for, or dropped.  DRAIN: the TCP socket's events stand for
+ * EPOLLIN only (its FIN ends the drain: then the UDS alone says).  FAST
+ * after a switch: an edge the app was told of before is not told again.
+ * Returns the new count.
  */
 int wait_fix_epoll(int epfd, struct epoll_event *ev, int r)
 {
@@ -275,38 +375,53 @@ int wait_fix_epoll(int epfd, struct epoll_event *ev, int r)
 		return r;
 	pthread_mutex_lock(&flp_mu);
 	for (int k = 0; k < r; k++) {
-		struct flp_sock *s = NULL;
 		struct sock_epreg reg;
-		bool found = false;
+		struct flp_sock *s = find_watched(epfd, ev[k].data.u64, &reg);
+		uint32_t want = reg.ev.events | EPOLLERR | EPOLLHUP;
 
-		for (s = conn_pending_first(); s && !found; s = s->pend_next)
-			for (int i = 0; i < s->nep; i++)
-				if (s->ep[i].epfd == epfd &&
-				    s->ep[i].ev.data.u64 == ev[k].data.u64) {
-					reg = s->ep[i];
-					found = true;
-					break;
-				}
-		if (found)
-			s = fdt_get(reg.fd);
-		if (found && !s)
-			found = false;
-		if (!found) {
+		if (!s) {
 			ev[out++] = ev[k];
 			continue;
 		}
-		conn_settle(reg.fd, s, false);
-		if (s->kind != SK_PENDING) {
-			struct pollfd q = { .fd = reg.fd,
-				.events = (short)(reg.ev.events & (EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP)) };
-			flp_real.poll(&q, 1, 0);
-			ev[k].events = (uint32_t)q.revents;
+		if (s->kind == SK_FAST) {
+			/* quiet: the kernel's edge from our re-registration */
+			ev[k].events &= ~s->quiet;
+			s->quiet = 0;
+			conn_watch(s);
+		} else if (s->kind == SK_DRAIN) {
+			conn_settle(reg.fd, s, false);
+			if (s->kind == SK_DRAIN)
+				ev[k].events = ((ev[k].events & EPOLLIN) |
+					ask(reg.fd, reg.ev.events & ~EPOLLIN)) & want;
+			else
+				ev[k].events = ask(reg.fd, reg.ev.events) & want;
 		} else {
-			ev[k].events &= reg.ev.events | EPOLLERR | EPOLLHUP;
-			if (reg.ev.events & EPOLLONESHOT) {
-				struct epoll_event e2 = reg.ev;
-				e2.events |= EPOLLIN;
-				flp_real.epoll_ctl(epfd, EPOLL_CTL_MOD, reg.fd, &e2);
+			conn_settle(reg.fd, s, false);
+			if (s->kind != SK_PENDING) {
+				ev[k].events = ask(reg.fd, reg.ev.events) & want;
+				/* edge-triggered: what the app was told before
+				 * the switch is no new edge; what it hears now
+				 * the kernel's edge for the new registration
+				 * must not tell again */
+				if ((reg.ev.events & EPOLLET) && s->kind == SK_FAST) {
+					s->quiet |= ev[k].events | reg.seen;
+					ev[k].events &= ~reg.seen;
+					conn_watch(s);
+				}
+				/* a one-shot that fired stays disarmed */
+				if ((reg.ev.events & EPOLLONESHOT) && reg.seen)
+					ev[k].events = 0;
+			} else {
+				ev[k].events &= want;
+				/* the FIN's EPOLLIN is not the app's */
+				if (!(reg.ev.events & EPOLLIN))
+					ev[k].events &= ~(uint32_t)(EPOLLIN | EPOLLRDHUP);
+				if (reg.ev.events & EPOLLONESHOT) {
+					struct epoll_event e2 = reg.ev;
+					e2.events |= EPOLLIN;
+					flp_real.epoll_ctl(epfd, EPOLL_CTL_MOD, reg.fd, &e2);
+				}
+				saw(s, &reg, ev[k].events);
 			}
 		}
 		if (ev[k].events)

@@ -31,8 +31,8 @@ START_TEST(test_new)
 	ck_assert_int_eq(s->hidden_tcp, -1);
 	ck_assert_int_eq(s->slot, -1);
 	ck_assert_ptr_null(s->map);
-	ck_assert_ptr_null(s->retained);
-	ck_assert_uint_eq(s->retained_len, 0);
+	ck_assert_uint_eq(s->pend_sent, 0);
+	ck_assert_uint_eq(s->quiet, 0);
 	ck_assert_int_eq(s->nep, 0);
 	ck_assert_int_eq(s->nopts, 0);
 	ck_assert_ptr_null(s->owner);
@@ -138,16 +138,14 @@ START_TEST(test_recycle)
 {
 	struct flp_sock *a = sock_new(SK_PENDING), *b = sock_new(SK_FAST), *c, *d, *e;
 
-	a->retained = malloc(64);
-	ck_assert_ptr_nonnull(a->retained);
-	a->retained_len = 64;
+	a->pend_sent = 64;
+	a->quiet = EPOLLOUT;
 	a->hidden_tcp = 7;
 	a->slot = 3;
 	a->nfds = 2;
 	a->server = true;
 	sock_free(a);
 	ck_assert_int_eq(a->kind, SK_NONE);   /* entries stay readable */
-	ck_assert_ptr_null(a->retained);
 	sock_free(b);
 	/* last freed, first reused; everything reset */
 	c = sock_new(SK_UNDECIDED);
@@ -156,8 +154,8 @@ START_TEST(test_recycle)
 	d = sock_new(SK_LISTENER);
 	ck_assert_ptr_eq(d, a);
 	ck_assert_int_eq(d->kind, SK_LISTENER);
-	ck_assert_ptr_null(d->retained);
-	ck_assert_uint_eq(d->retained_len, 0);
+	ck_assert_uint_eq(d->pend_sent, 0);
+	ck_assert_uint_eq(d->quiet, 0);
 	ck_assert_int_eq(d->hidden_tcp, -1);
 	ck_assert_int_eq(d->slot, -1);
 	ck_assert_int_eq(d->nfds, 0);
