@@ -25,7 +25,7 @@ LIB         := $(BUILD)/libfastloop.so
 SHIMLIB     := $(BUILD)/libflpshim.a
 
 .PHONY: all check unit integ interop asan tsan install clean demo bench bench-quick bench-smoke
-all: $(LIB) bin/fastloop
+all: $(LIB) bin/fastloop $(BUILD)/fastloop-stat
 
 $(BUILD)/%.o: %.c shim/flp.h preload/hook.h
 	@mkdir -p $(dir $@)
@@ -41,6 +41,7 @@ $(LIB): $(PRELOAD_OBJ) $(SHIMLIB) preload/fastloop.map
 
 include selftest/selftest.mk
 -include bench/bench.mk
+-include bin/bin.mk
 
 # Sanitizer builds of the library and the tests.  The preloaded runtime
 # must come first, so the integration runs get it in LD_PRELOAD.
@@ -56,9 +57,13 @@ tsan:
 	    SAN_RT="$$($(CC) -print-file-name=libtsan.so)" FLP_MANY=2000 check-unit check-integ
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/fastloop
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/fastloop \
+	    $(DESTDIR)$(PREFIX)/libexec/fastloop
 	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libfastloop.so
-	sed 's|^LIBDEFAULT=.*|LIBDEFAULT=$(PREFIX)/lib/libfastloop.so|' bin/fastloop > $(DESTDIR)$(PREFIX)/bin/fastloop
+	install -m 0755 $(BUILD)/fastloop-stat $(DESTDIR)$(PREFIX)/libexec/fastloop/fastloop-stat
+	sed -e 's|^LIBDEFAULT=.*|LIBDEFAULT=$(PREFIX)/lib/libfastloop.so|' \
+	    -e 's|^LIBEXECDEFAULT=.*|LIBEXECDEFAULT=$(PREFIX)/libexec/fastloop|' \
+	    bin/fastloop > $(DESTDIR)$(PREFIX)/bin/fastloop
 	chmod 0755 $(DESTDIR)$(PREFIX)/bin/fastloop
 	install -m 0644 README.md docs/design.md $(DESTDIR)$(PREFIX)/share/doc/fastloop/
 

@@ -156,6 +156,11 @@ maybe_enter_netns() {
     if [ -n "${FASTLOOP_BENCH_IN_NETNS:-}" ]; then
         if ip link set lo up 2>/dev/null; then
             NETNS_NOTE="private network namespace (unshare --net): TCP counters are this run's only"
+            # getaddrinfo(AI_ADDRCONFIG), used by netperf for -H 127.0.0.1,
+            # finds no IPv4 address "configured" when 127.0.0.1 is the only
+            # one (glibc does not count it) and fails with EAI_NONAME; a
+            # second loopback address (on lo, not used by any test) fixes that.
+            ip addr add 127.0.0.2/8 dev lo 2>/dev/null || true
         else
             NETNS_NOTE="private network namespace, but 'ip link set lo up' failed"
         fi

@@ -119,6 +119,15 @@ if ! "$ROOT/scripts/need" "${NEED[@]}"; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 "$ROOT/scripts/need" ip:iproute2 unshare:util-linux >/dev/null 2>&1
+# netperf is not in Debian: scripts/build-netperf builds it from the upstream
+# tarball into build/third_party/netperf/bin (once; later runs find it up to
+# date).  Done before entering the private network namespace (apt may be
+# needed for autoconf/automake); the re-run inherits the message.
+NETPERF_BIN=$ROOT/build/third_party/netperf/bin
+if [ -z "${FASTLOOP_BENCH_IN_NETNS:-}" ]; then
+    NETPERF_MSG=$(BUILD="$ROOT/build" "$ROOT/scripts/build-netperf" 2>&1 | tail -n 1)
+    export NETPERF_MSG
+fi
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 maybe_enter_netns "$ROOT/bench/run.sh" "${ORIG_ARGS[@]}"
@@ -507,11 +516,13 @@ t_netperf() {   # ROW TEST(TCP_STREAM|TCP_RR|TCP_CRR)
 }
 
 HAVE_NETPERF=0
+[ -x "$NETPERF_BIN/netperf" ] && [ -x "$NETPERF_BIN/netserver" ] && PATH=$NETPERF_BIN:$PATH
 if command -v netperf >/dev/null 2>&1 && command -v netserver >/dev/null 2>&1; then
     HAVE_NETPERF=1
+    note "netperf: $(netperf -V 2>&1 | head -n 1), unmodified, $(command -v netperf)."
 else
-    echo "skipped: netperf not found"
-    note "netperf: skipped: netperf not found (it is not packaged in Debian)."
+    echo "skipped: netperf not found (${NETPERF_MSG:-})"
+    note "netperf: skipped: not built (it is not packaged in Debian; scripts/build-netperf builds it from the upstream tarball): ${NETPERF_MSG:-}"
 fi
 
 # ---------------------------------------------------------------- servers

@@ -10,13 +10,14 @@ INTEG_SRC    := $(wildcard selftest/integ/*.c)
 INTEG_BIN    := $(INTEG_SRC:selftest/integ/%.c=$(BUILD)/selftest/integ/%)
 TEST_CFLAGS  := -std=gnu11 -O1 -g -Wall -Wextra $(WERROR) -D_GNU_SOURCE $(SAN)
 
-.PHONY: deps check-unit check-integ check-interop check-nm check-install
+.PHONY: deps netperf check-unit check-integ check-interop check-nm check-install
 
 # What the tests need, installed when root (scripts/need says what is missing otherwise).
 deps:
 	@scripts/need pkg-config gcc make /usr/include/check.h:check /usr/include/uthash.h:uthash-dev \
 	    /usr/include/subunit/child.h:libsubunit-dev python3 iperf3 iperf sockperf \
-	    redis-server redis-benchmark:redis-tools nginx:nginx-light wrk curl ss:iproute2 sha256sum:coreutils
+	    redis-server redis-benchmark:redis-tools nginx:nginx-light wrk curl ss:iproute2 sha256sum:coreutils \
+	    autoconf automake
 
 $(UNIT_BIN): $(UNIT_SRC) $(SHIMLIB) selftest/unit/suites.h
 	@mkdir -p $(dir $@)
@@ -51,7 +52,14 @@ check-integ: $(LIB) $(INTEG_BIN)
 	BUILD=$(BUILD) SAN_RT=$(SAN_RT) selftest/integ/run.sh
 	@BUILD=$(BUILD) SAN_RT=$(SAN_RT) selftest/integ/registry.sh; r=$$?; [ $$r = 0 ] || [ $$r = 77 ]
 
-check-interop: $(LIB)
+# netperf is not in Debian main: build it, unmodified, from the upstream
+# tarball (../shared/third_party/ or NETPERF_TARBALL) into
+# $(BUILD)/third_party/netperf/bin for selftest/interop/netperf.sh and the
+# bench.  No tarball (exit 77) is not an error: netperf.sh then skips.
+netperf:
+	@BUILD=$(BUILD) scripts/build-netperf; r=$$?; [ $$r = 0 ] || [ $$r = 77 ]
+
+check-interop: $(LIB) netperf
 	LIB=$(CURDIR)/$(LIB) selftest/interop/run-all.sh
 
 check: deps

@@ -21,6 +21,7 @@ Suite *reg_suite(void);
 Suite *claim_suite(void);
 Suite *fdt_suite(void);
 Suite *addr_suite(void);
+Suite *stat_suite(void);
 
 /* The runner's root for test directories: made first, removed last. */
 int tu_root_init(void);
