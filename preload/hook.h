@@ -5,6 +5,7 @@
 #define FLP_HOOK_H
 
 #include "../shim/flp.h"
+#include "../shim/stat.h"
 
 #define FLP_EXPORT __attribute__((visibility("default")))
 
@@ -19,6 +20,22 @@ static inline struct flp_sock *flp_enter(int fd)
 static inline bool flp_is_fast(struct flp_sock *s)
 {
 	return s && sock_kind(s) == SK_FAST;
+}
+
+/* Count what a final fast socket moved, for `fastloop stat` (s->st is
+ * NULL on anything else).  Returns r. */
+static inline ssize_t flp_rx(struct flp_sock *s, ssize_t r, int flags)
+{
+	if (s && r > 0 && !(flags & MSG_PEEK))
+		stat_add_rx(s->st, r);
+	return r;
+}
+
+static inline ssize_t flp_tx(struct flp_sock *s, ssize_t r)
+{
+	if (s && r > 0)
+		stat_add_tx(s->st, r);
+	return r;
 }
 
 /* A data call on a final socket: if the switch left an edge to filter

@@ -11,13 +11,13 @@ FLP_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 		/* TCP reports no source address; a UDS would report its own */
 		void *name = m->msg_name;
 		m->msg_name = NULL;
-		r = flp_real.recvmsg(fd, m, flags);
+		r = flp_rx(s, flp_real.recvmsg(fd, m, flags), flags);
 		m->msg_name = name;
 		m->msg_namelen = 0;
 		return r;
 	}
 	if (!flp_slow(s))
-		return flp_real.recvmsg(fd, m, flags);
+		return flp_rx(s, flp_real.recvmsg(fd, m, flags), flags);
 	r = flp_ret(io_recvmsg(fd, s, m, flags));
 	if (r >= 0 && m && m->msg_name)
 		m->msg_namelen = 0;
@@ -39,7 +39,7 @@ FLP_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
 
 	flp_data_call(s);
 	if (!flp_slow(s))
-		return flp_real.recv(fd, buf, len, flags);
+		return flp_rx(s, flp_real.recv(fd, buf, len, flags), flags);
 	return recv_buf(fd, s, buf, len, flags);
 }
 
@@ -52,7 +52,7 @@ FLP_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
 	flp_data_call(s);
 	if (flp_is_fast(s)) {
 		/* a UDS would report an AF_UNIX source; TCP reports none */
-		r = flp_real.recvfrom(fd, buf, len, flags, NULL, NULL);
+		r = flp_rx(s, flp_real.recvfrom(fd, buf, len, flags, NULL, NULL), flags);
 		if (r >= 0 && sl)
 			*sl = 0;
 		return r;
@@ -71,7 +71,7 @@ FLP_EXPORT ssize_t read(int fd, void *buf, size_t len)
 
 	flp_data_call(s);
 	if (!flp_slow(s))
-		return flp_real.read(fd, buf, len);
+		return flp_rx(s, flp_real.read(fd, buf, len), 0);
 	return recv_buf(fd, s, buf, len, 0);
 }
 
@@ -82,7 +82,7 @@ FLP_EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
 
 	flp_data_call(s);
 	if (!flp_slow(s))
-		return flp_real.readv(fd, iov, n);
+		return flp_rx(s, flp_real.readv(fd, iov, n), 0);
 	if (n < 0)
 		return flp_ret(-EINVAL);
 	return flp_ret(io_recvmsg(fd, s, &m, 0));

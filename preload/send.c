@@ -15,10 +15,10 @@ FLP_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 		struct msghdr c = *m;
 		c.msg_name = NULL;
 		c.msg_namelen = 0;
-		return flp_real.sendmsg(fd, &c, flags);
+		return flp_tx(s, flp_real.sendmsg(fd, &c, flags));
 	}
 	if (!flp_slow(s))
-		return flp_real.sendmsg(fd, m, flags);
+		return flp_tx(s, flp_real.sendmsg(fd, m, flags));
 	return flp_ret(io_sendmsg(fd, s, m, flags));
 }
 
@@ -37,7 +37,7 @@ FLP_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 
 	flp_data_call(s);
 	if (!flp_slow(s))
-		return flp_real.send(fd, buf, len, flags);
+		return flp_tx(s, flp_real.send(fd, buf, len, flags));
 	return send_buf(fd, s, buf, len, flags);
 }
 
@@ -49,7 +49,7 @@ FLP_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 
 	flp_data_call(s);
 	if (flp_is_fast(s))
-		return flp_real.send(fd, buf, len, flags);
+		return flp_tx(s, flp_real.send(fd, buf, len, flags));
 	if (!flp_slow(s))
 		return flp_real.sendto(fd, buf, len, flags, sa, sl);
 	return send_buf(fd, s, buf, len, flags);
@@ -61,7 +61,7 @@ FLP_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 
 	flp_data_call(s);
 	if (!flp_slow(s))
-		return flp_real.write(fd, buf, len);
+		return flp_tx(s, flp_real.write(fd, buf, len));
 	return send_buf(fd, s, buf, len, 0);
 }
 
@@ -72,7 +72,7 @@ FLP_EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
 
 	flp_data_call(s);
 	if (!flp_slow(s))
-		return flp_real.writev(fd, iov, n);
+		return flp_tx(s, flp_real.writev(fd, iov, n));
 	if (n < 0)
 		return flp_ret(-EINVAL);
 	return flp_ret(io_sendmsg(fd, s, &m, 0));
@@ -87,5 +87,5 @@ FLP_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count)
 	flp_data_call(s);
 	if (flp_slow(s))
 		conn_settle_fd(out, false);
-	return flp_real.sendfile(out, in, off, count);
+	return flp_tx(fdt_get(out), flp_real.sendfile(out, in, off, count));
 }

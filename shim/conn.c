@@ -31,6 +31,7 @@
 #include <netinet/tcp.h>
 
 #include "flp.h"
+#include "stat.h"
 
 
 /* The one log line per connection: its transport, or tcp and why. */
@@ -39,6 +40,7 @@ static void log_conn(struct flp_sock *s, const char *transport,
 {
 	char l[80], p[80];
 
+	stat_count(transport, reason);
 	if (flp_cfg.log_level < FLP_LOG_INFO)
 		return;
 	flp_addr_str((struct sockaddr *)&s->local, l, sizeof(l));
@@ -58,8 +60,10 @@ static void log_tcp_fd(int fd, bool server, const char *reason)
 {
 	struct flp_sock tmp;
 
-	if (flp_cfg.log_level < FLP_LOG_INFO)
+	if (flp_cfg.log_level < FLP_LOG_INFO) {
+		stat_count("tcp", reason);
 		return;
+	}
 	memset(&tmp, 0, sizeof(tmp));
 	tmp.server = server;
 	tmp.local_len = tmp.peer_len = sizeof(tmp.local);
@@ -583,15 +587,13 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 		errno = e;
 		return r;
 	}
-	claim_fill(m, slot, gen, &cli);
-
+	/* the entry is on the watch list before the claim can be adopted:
+	 * another thread taking an adopter's connection out of our
+	 * rendezvous must know it is wanted (rdv_wanted) */
 	pthread_mutex_lock(&flp_mu);
 	s = sock_new(SK_NONE);
-	if (s)
-		set_kind(s, SK_PENDING);
 	if (!s) {
 		pthread_mutex_unlock(&flp_mu);
-		claim_revoke(m, slot, gen);
 		claim_release(m, slot, gen);
 		reg_put(m);
 		log_tcp_fd(fd, false, "error-nomem");
@@ -606,7 +608,9 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	s->local_len = sl;
 	memcpy(&s->peer, sa, len < sizeof(s->peer) ? len : sizeof(s->peer));
 	s->peer_len = len;
+	set_kind(s, SK_PENDING);
 	fdt_attach(fd, s);
+	claim_fill(m, slot, gen, &cli);
 	pthread_mutex_unlock(&flp_mu);
 	errno = e;
 	return r;
@@ -761,6 +765,15 @@ static void to_tcp(struct flp_sock *s, const char *reason)
 		sock_free(last);
 }
 
+/* Publish s, about to be fast, for `fastloop stat`.  The data hooks
+ * read s->st once they see the kind, which is stored after (release). */
+static void stat_open(struct flp_sock *s)
+{
+	if (!s->st)
+		s->st = stat_conn_open(s->server, (struct sockaddr *)&s->local, s->local_len,
+				       (struct sockaddr *)&s->peer, s->peer_len, "uds");
+}
+
 /*
  * A switch that cannot be completed: the server has adopted, so TCP is no
  * way on.  The app's fds are shut down both ways (reads see EOF, writes
@@ -802,6 +815,7 @@ static void client_switch(struct flp_sock *s, int u, pid_t adopter)
 		return;
 	}
 	drop_claim(s);
+	stat_open(s);
 	set_kind(s, SK_FAST);
 	log_conn(s, "uds", NULL);
 }
@@ -985,6 +999,7 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 			flp_real.close(hid);
 		return r;
 	}
+	stat_open(s);
 	if (hid >= 0) {
 		s->hidden_tcp = hid;
 		flp_note_hidden(hid, s);
@@ -1300,6 +1315,7 @@ void conn_at_exit(void)
 			s->map = NULL;
 		}
 	}
+	stat_at_exit();
 	pthread_mutex_unlock(&flp_mu);
 }
 
@@ -1326,6 +1342,8 @@ static void teardown(struct flp_sock *s)
 	case SK_DRAIN:
 		flp_close_hidden(s, &s->hidden_tcp);
 		drop_claim(s);
+		stat_conn_close(s->st);
+		s->st = NULL;
 		break;
 	case SK_UNDECIDED:
 	case SK_PENDING:
@@ -1631,6 +1649,7 @@ void conn_inherit_restore(const char *v)
 				q = strchr(q, ',');
 				if (q)
 					s->peer_len = (socklen_t)unhex(q + 1, &s->peer, sizeof(s->peer));
+				stat_open(s);
 				fdt_attach(fd, s);
 			}
 		}
@@ -1666,4 +1685,5 @@ void conn_after_fork_child(void)
 	flp_start = flp_proc_start(flp_pid);
 	pthread_mutex_init(&flp_mu, NULL);
 	rendezvous_forget();
+	stat_after_fork_child();
 }

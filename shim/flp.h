@@ -26,6 +26,8 @@
 #define FLP_HIDDEN __attribute__((visibility("hidden")))
 #define FLP_UNUSED __attribute__((unused))
 
+struct stat_conn;
+
 /* ------------------------------------------------------------------ real */
 
 /* The libc functions we interpose, resolved once with dlsym(RTLD_NEXT). */
@@ -306,6 +308,7 @@ struct flp_sock {
 	uint64_t pend_t0;               /* when it connected (us) */
 	/* FAST / DRAIN */
 	int hidden_tcp;                 /* server: TCP until the client's FIN is read */
+	struct stat_conn *st;           /* what `fastloop stat` shows (stat.c) */
 	pid_t cli_pid;                  /* server: the client process, and its */
 	uint64_t cli_start;             /* start time (liveness at the drain's end) */
 	struct sock_opt opts[SOCK_MAX_OPTS];

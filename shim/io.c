@@ -19,6 +19,7 @@
 #include <linux/sockios.h>
 
 #include "flp.h"
+#include "stat.h"
 
 static bool fd_nonblock(int fd)
 {
@@ -77,6 +78,8 @@ ssize_t io_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flags
 		if (fdt_get(fd) == s && s->kind == SK_PENDING)
 			s->pend_sent += (uint64_t)r;
 		pthread_mutex_unlock(&flp_mu);
+	} else if (kind == SK_FAST || kind == SK_DRAIN) {
+		stat_add_tx(s->st, r);
 	}
 	return r;
 }
@@ -255,6 +258,12 @@ ssize_t io_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 	}
 	if (iov != m->msg_iov && iov != small)
 		free(iov);
+	if (r > 0 && !(flags & MSG_PEEK)) {
+		pthread_mutex_lock(&flp_mu);
+		if ((s = fdt_get(fd)))
+			stat_add_rx(s->st, r);
+		pthread_mutex_unlock(&flp_mu);
+	}
 	return r;
 }
 
