@@ -232,6 +232,7 @@ struct reg_map *reg_lookup(const struct reg_addr *dst) FLP_HIDDEN;
 void reg_put(struct reg_map *m) FLP_HIDDEN;
 void reg_get(struct reg_map *m) FLP_HIDDEN;
 uint64_t flp_proc_start(pid_t pid) FLP_HIDDEN;
+int flp_high_fd(int fd) FLP_HIDDEN;
 bool flp_pid_alive(pid_t pid, uint64_t start) FLP_HIDDEN;
 
 extern pid_t flp_pid FLP_HIDDEN;

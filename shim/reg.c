@@ -118,7 +118,7 @@ int reg_dir_init(void)
 
 /* Move an fd the library keeps out of the app's low numbers, so that the
  * app sees the same fd numbers it would see without us. */
-static int high_fd(int fd)
+int flp_high_fd(int fd)
 {
 	int n = flp_real.fcntl(fd, F_DUPFD_CLOEXEC, fdt_max() / 2);
 
@@ -190,7 +190,7 @@ int reg_publish(const struct reg_addr *bound, bool v6only, struct reg_map **out)
 		r = -errno;
 		goto err_init;
 	}
-	fd = high_fd(fd);
+	fd = flp_high_fd(fd);
 	if ((r = map_file(fd, m)) < 0)
 		goto err_init;
 	m->hdr->version = REG_VERSION;
@@ -329,7 +329,7 @@ static struct reg_map *open_file(const char *name)
 		flp_real.close(fd);
 		return NULL;
 	}
-	fd = high_fd(fd);
+	fd = flp_high_fd(fd);
 	if (map_file(fd, m) < 0) {
 		flp_real.close(fd);
 		free(m);

@@ -110,17 +110,6 @@ static void read_comm(char *buf)
 	buf[strcspn(buf, "\n")] = 0;
 }
 
-/* Keep our fd out of the app's low numbers (as reg.c does). */
-static int high_fd(int fd)
-{
-	int n = flp_real.fcntl(fd, F_DUPFD_CLOEXEC, fdt_max() / 2);
-
-	if (n < 0)
-		return fd;
-	flp_real.close(fd);
-	return n;
-}
-
 /* Is st_fd still our file?  The app may have closed the number (closing
  * "all fds") and reused it. */
 static bool fd_is_ours(void)
@@ -165,7 +154,7 @@ static struct stat_hdr *file_new(int *fdp, char *name, size_t nlen,
 	if (fchmod(fd, 0600) < 0 || ftruncate(fd, STAT_FILE_SIZE) < 0 ||
 	    flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, id) < 0)
 		goto err_init;
-	fd = high_fd(fd);
+	fd = flp_high_fd(fd);
 	p = mmap(NULL, STAT_FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
 		goto err_init;

@@ -1177,6 +1177,31 @@ static void stale_plainserve(int port)
 
 /* ----------------------------------------- corrupted handshake file */
 
+/* The handshake file of our listener on port, in the registry dir. */
+static void handshake_file(const char *dir, int port, char *path, size_t len)
+{
+	FILE *f;
+
+	snprintf(path, len, "ls -1 '%s'/l-%d-* 2>/dev/null | head -1", dir, port);
+	CHECK((f = popen(path, "r")) && fgets(path, (int)len, f), "find handshake file");
+	pclose(f);
+	path[strcspn(path, "\n")] = 0;
+}
+
+/* Map a file read-write (the fuzzers' view of a handshake file). */
+static uint8_t *map_rw(const char *path, size_t *size)
+{
+	int fd = open(path, O_RDWR);
+	struct stat sb;
+	uint8_t *m;
+
+	CHECK(fd >= 0 && fstat(fd, &sb) == 0, "open %s", path);
+	m = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK(m != MAP_FAILED, "mmap");
+	*size = (size_t)sb.st_size;
+	return m;
+}
+
 /*
  * While a client makes connections, another process scribbles random
  * bytes over the listener's handshake file (slots and header).  Nothing
@@ -1189,7 +1214,6 @@ static void fuzz_solo(void)
 	int lfd, port, st, fast = 0;
 	char path[512] = "";
 	pid_t srv, fz;
-	FILE *f;
 
 	if (!t_expect_fast()) {
 		printf("skip: needs the fast path on (handshake files)\n");
@@ -1203,23 +1227,17 @@ static void fuzz_solo(void)
 		plain_echo_serve(lfd, 300);
 		_exit(0);
 	}
-	snprintf(path, sizeof(path), "ls -1 '%s'/l-%d-* 2>/dev/null | head -1", dir, port);
-	CHECK((f = popen(path, "r")) && fgets(path, sizeof(path), f), "find handshake file");
-	pclose(f);
-	path[strcspn(path, "\n")] = 0;
+	handshake_file(dir, port, path, sizeof(path));
 	fz = fork();
 	CHECK(fz >= 0, "fork");
 	if (fz == 0) {
-		int fd = open(path, O_RDWR);
 		uint64_t x = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull;
-		struct stat sb;
-		CHECK(fd >= 0 && fstat(fd, &sb) == 0, "open %s", path);
-		uint8_t *m = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		CHECK(m != MAP_FAILED, "mmap");
+		size_t size;
+		uint8_t *m = map_rw(path, &size);
 		for (long i = 0; i < 4000000; i++) {
 			x ^= x << 13; x ^= x >> 7; x ^= x << 17;
 			/* mostly the slots, now and then the header */
-			size_t off = (i % 64) ? 256 + (size_t)(x % (uint64_t)(sb.st_size - 256))
+			size_t off = (i % 64) ? 256 + (size_t)(x % (uint64_t)(size - 256))
 					      : (size_t)(x % 256);
 			m[off] = (uint8_t)(x >> 32);
 			if (i % 1024 == 0)
@@ -1569,7 +1587,6 @@ static void fuzz_slots_solo(void)
 	int lfd, port, st, fast = 0, reset = 0, n = 1000, rp[2];
 	char path[512] = "", x;
 	pid_t srv, fz;
-	FILE *f;
 
 	if (!t_expect_fast()) {
 		printf("skip: needs the fast path on (handshake files)\n");
@@ -1583,20 +1600,14 @@ static void fuzz_slots_solo(void)
 		fuzz_slots_serve(lfd, n);
 		_exit(0);
 	}
-	snprintf(path, sizeof(path), "ls -1 '%s'/l-%d-* 2>/dev/null | head -1", dir, port);
-	CHECK((f = popen(path, "r")) && fgets(path, sizeof(path), f), "find handshake file");
-	pclose(f);
-	path[strcspn(path, "\n")] = 0;
+	handshake_file(dir, port, path, sizeof(path));
 	CHECK(pipe(rp) == 0, "pipe");
 	fz = fork();
 	CHECK(fz >= 0, "fork");
 	if (fz == 0) {
-		int fd = open(path, O_RDWR);
 		uint64_t x = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull;
-		struct stat sb;
-		CHECK(fd >= 0 && fstat(fd, &sb) == 0, "open %s", path);
-		uint8_t *m = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		CHECK(m != MAP_FAILED, "mmap");
+		size_t size;
+		uint8_t *m = map_rw(path, &size);
 		CHECK(write(rp[1], "r", 1) == 1, "ready");
 		for (long i = 0; i < 200000000; i++) {
 			x ^= x << 13; x ^= x >> 7; x ^= x << 17;
