@@ -6,8 +6,10 @@
  * socket up to our FIN before it reads the UDS (SK_DRAIN).  A receive
  * waits in the kernel (MSG_PEEK) for the first event — the adopter's FIN
  * or the server's data — so SO_RCVTIMEO and SA_RESTART behave as on TCP.
- * A client that has sent `retain` bytes and waited `decide_wait_us`
- * without an adoption stops waiting for one (revokes) and is plain TCP.
+ * A client that has sent `retain` bytes and waited PEND_GIVE_UP_US
+ * without an adoption stops waiting for one (revokes) and is plain TCP:
+ * nothing is lost either way, the bound only ends the per-call look at
+ * the claim for a server that is preloaded but never adopts.
  * An UNDECIDED server decides at its first data call.  A DRAIN server
  * reads the client's TCP bytes first, then the UDS.
  */
@@ -20,6 +22,10 @@
 
 #include "flp.h"
 #include "stat.h"
+
+/* A preloaded server adopts in accept(), however late that comes (a busy
+ * server, or one started just now); a second is long for that. */
+#define PEND_GIVE_UP_US 1000000
 
 static bool fd_nonblock(int fd)
 {
@@ -42,7 +48,7 @@ static int settle_kind(int fd)
 
 /*
  * Send on a not-final socket.  PENDING: over TCP, blocking or not as the
- * app asked; past the bound (retain bytes and decide_wait_us) without an
+ * app asked; past the bound (retain bytes and a second) without an
  * adoption the claim is revoked and the socket is plain TCP from then on.
  * DRAIN: our sends go to the UDS, nothing to wait for.
  */
@@ -56,7 +62,7 @@ ssize_t io_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flags
 	kind = settle_kind(fd);
 	s = fdt_get(fd);
 	if (kind == SK_PENDING && s->pend_sent >= flp_cfg.retain &&
-	    flp_now_us() - s->pend_t0 >= (uint64_t)flp_cfg.decide_wait_us) {
+	    flp_now_us() - s->pend_t0 >= PEND_GIVE_UP_US) {
 		conn_settle(fd, s, true);
 		kind = (s = fdt_get(fd)) ? s->kind : SK_NONE;
 	}
