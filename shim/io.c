@@ -285,12 +285,24 @@ ssize_t io_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
  */
 int io_ioctl(int fd, struct flp_sock *s, unsigned long req, void *arg)
 {
+	bool outq = req == SIOCOUTQ || req == SIOCOUTQNSD;
 	int kind, r;
 
+	if (!flp_slow(s)) {
+		/* final: no lock on this path (apps ask FIONREAD per read) */
+		kind = s ? sock_kind(s) : SK_NONE;
+		if (outq && kind == SK_FAST) {
+			if (!arg)
+				return -EFAULT;
+			*(int *)arg = 0;
+			return 0;
+		}
+		r = flp_real.ioctl(fd, req, arg);
+		return r < 0 ? -errno : r;
+	}
 	pthread_mutex_lock(&flp_mu);
-	kind = flp_slow(s) ? settle_kind(fd) : (s ? s->kind : SK_NONE);
-	if ((kind == SK_FAST || kind == SK_DRAIN) &&
-	    (req == SIOCOUTQ || req == SIOCOUTQNSD)) {
+	kind = settle_kind(fd);
+	if ((kind == SK_FAST || kind == SK_DRAIN) && outq) {
 		pthread_mutex_unlock(&flp_mu);
 		if (!arg)
 			return -EFAULT;
