@@ -41,6 +41,7 @@ $(LIB): $(PRELOAD_OBJ) $(SHIMLIB) preload/fastloop.map
 
 include selftest/selftest.mk
 -include bench/bench.mk
+-include examples/examples.mk
 -include bin/bin.mk
 
 # Sanitizer builds of the library and the tests.  The preloaded runtime

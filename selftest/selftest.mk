@@ -64,5 +64,5 @@ check-interop: $(LIB) netperf
 
 check: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory check-nm check-install check-unit check-integ check-interop
+	@$(MAKE) --no-print-directory check-nm check-install check-unit check-integ check-interop check-examples
 	@$(MAKE) --no-print-directory bench-smoke
