@@ -12,8 +12,10 @@ FLP_EXPORT int socket(int domain, int type, int protocol)
 	fd = flp_real.socket(domain, type, protocol);
 	if (fd >= 0 && fdt_get(fd))
 		conn_forget_stale(fd);
-	if (fd >= 0)
+	if (fd >= 0) {
+		wait_pre_forget(fd);    /* a number closed behind our back */
 		fdt_set_hint(fd, conn_tcp_hint(domain, type, protocol));
+	}
 	return fd;
 }
 

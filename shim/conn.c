@@ -610,6 +610,7 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	s->peer_len = len;
 	set_kind(s, SK_PENDING);
 	fdt_attach(fd, s);
+	wait_pre_adopt(fd, s);
 	claim_fill(m, slot, gen, &cli);
 	pthread_mutex_unlock(&flp_mu);
 	errno = e;
@@ -1419,6 +1420,7 @@ void conn_forget_stale(int fd)
 int conn_close(int fd)
 {
 	fdt_set_hint(fd, 0);
+	wait_pre_forget(fd);
 	if (fdt_get(fd)) {
 		pthread_mutex_lock(&flp_mu);
 		forget_fd(fd);

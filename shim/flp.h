@@ -415,6 +415,8 @@ int wait_fix_epoll(int epfd, struct epoll_event *ev, int r) FLP_HIDDEN;
 int wait_epoll(int epfd, struct epoll_event *ev, int max, long long timeout_ns,
 	       const sigset_t *mask, bool pwait2) FLP_HIDDEN;
 bool wait_needs_settle(int fd) FLP_HIDDEN;
+void wait_pre_forget(int fd) FLP_HIDDEN;
+void wait_pre_adopt(int fd, struct flp_sock *s) FLP_HIDDEN;
 
 /* Addresses. */
 int addr_to_reg(const struct sockaddr *sa, socklen_t len, struct reg_addr *r)

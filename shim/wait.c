@@ -253,6 +253,73 @@ static struct sock_epreg *find_reg(struct flp_sock *s, int epfd, int fd)
 	return NULL;
 }
 
+/*
+ * Registrations of TCP sockets made before their connect() (nginx adds an
+ * upstream socket to epoll, then connects): the socket has no entry yet,
+ * but if connect() makes it PENDING they must be carried over at its
+ * switch like any other.  Bounded; a registration that does not fit is
+ * not carried (the app then waits on a file that was replaced: the limit
+ * is documented).  Guarded by flp_mu.
+ */
+#define PRE_MAX 256
+static struct sock_epreg pre[PRE_MAX];
+static int npre;
+
+static void pre_note(int epfd, int op, int fd, const struct epoll_event *ev)
+{
+	int i;
+
+	pthread_mutex_lock(&flp_mu);
+	for (i = 0; i < npre; i++)
+		if (pre[i].epfd == epfd && pre[i].fd == fd)
+			break;
+	if (op == EPOLL_CTL_DEL && i < npre)
+		pre[i] = pre[--npre];
+	else if (op == EPOLL_CTL_MOD && i < npre && ev)
+		pre[i].ev = *ev;
+	else if (op == EPOLL_CTL_ADD && i == npre && ev && npre < PRE_MAX) {
+		pre[npre].epfd = epfd;
+		pre[npre].fd = fd;
+		pre[npre].seen = 0;
+		pre[npre++].ev = *ev;
+	}
+	pthread_mutex_unlock(&flp_mu);
+}
+
+/* fd was closed or handed out again: its early registrations are gone. */
+void wait_pre_forget(int fd)
+{
+	if (!__atomic_load_n(&npre, __ATOMIC_RELAXED))
+		return;
+	pthread_mutex_lock(&flp_mu);
+	for (int i = 0; i < npre;)
+		if (pre[i].fd == fd)
+			pre[i] = pre[--npre];
+		else
+			i++;
+	pthread_mutex_unlock(&flp_mu);
+}
+
+/* connect() made fd PENDING (s): take over its early registrations, with
+ * EPOLLIN added for the adopter's FIN.  Caller holds flp_mu. */
+void wait_pre_adopt(int fd, struct flp_sock *s)
+{
+	for (int i = 0; i < npre;) {
+		if (pre[i].fd != fd) {
+			i++;
+			continue;
+		}
+		if (s->nep < SOCK_MAX_EPOLL) {
+			struct epoll_event e2 = pre[i].ev;
+			e2.events |= EPOLLIN;
+			flp_real.epoll_ctl(pre[i].epfd, EPOLL_CTL_MOD, fd, &e2);
+			s->ep[s->nep++] = pre[i];
+			flp_ep_pending++;
+		}
+		pre[i] = pre[--npre];
+	}
+}
+
 /* What a DRAIN server's hidden TCP socket is registered for on behalf of
  * the app's registration ev: its readability (the TCP bytes, and the FIN
  * that ends the drain), with the app's data and trigger mode. */
@@ -284,6 +351,14 @@ int wait_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	s = fdt_get(fd);
 	if (s && sock_kind(s) == SK_FAST && s->quiet)
 		conn_unquiet(s);
+	if (!s && (fdt_hint(fd) & (FDT_HINT_TCP | FDT_HINT_DECIDED)) == FDT_HINT_TCP &&
+	    flp_cfg.transport != FLP_TR_OFF) {
+		/* a TCP socket not connected yet: remember for its switch */
+		r = flp_real.epoll_ctl(epfd, op, fd, ev) < 0 ? -errno : 0;
+		if (r == 0)
+			pre_note(epfd, op, fd, ev);
+		return r;
+	}
 	if (!settle_fd(fd, true))
 		return flp_real.epoll_ctl(epfd, op, fd, ev) < 0 ? -errno : 0;
 	pthread_mutex_lock(&flp_mu);

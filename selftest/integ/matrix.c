@@ -1506,6 +1506,42 @@ static void etedge_client(int port)
 }
 
 /*
+ * nginx's upstream sockets: added to epoll (edge-triggered) before the
+ * non-blocking connect().  The registration must follow the switch, or
+ * the reply never wakes the app.
+ */
+static void epoll_pre_client(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), ep = epoll_create1(0);
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET }, out[4];
+	uint8_t buf[1000];
+	size_t got = 0;
+	char c = 23;
+
+	CHECK(fd >= 0 && ep >= 0, "socket/epoll");
+	ev.data.fd = fd;
+	CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0, "epoll_ctl before connect");
+	CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EINPROGRESS, "connect");
+	CHECK(epoll_wait(ep, out, 4, 5000) >= 1 && (out[0].events & EPOLLOUT), "EPOLLOUT");
+	t_write_all(fd, &c, 1);
+	while (got < sizeof(buf)) {
+		ssize_t r = read(fd, buf + got, sizeof(buf) - got);
+		if (r < 0 && errno == EAGAIN) {
+			CHECK(epoll_wait(ep, out, 4, 5000) >= 1, "the reply never woke epoll (%zu of 1000 read)", got);
+			continue;
+		}
+		CHECK(r > 0, "read");
+		got += (size_t)r;
+	}
+	t_verify(buf, sizeof(buf), (uint64_t)c, 0);
+	t_expect(fd);
+	close(ep);
+	close(fd);
+}
+
+/*
  * Bug 4: SIOCOUTQ/SIOCOUTQNSD answer as TCP: never more than was sent,
  * and 0 once the peer's kernel holds the bytes (loopback TCP acknowledges
  * at once, read or not).
@@ -1707,6 +1743,7 @@ static const struct tcase cases[] = {
 	{ "unsent", unsent_server, unsent_client, NULL, "127.0.0.1" },
 	{ "epoll-et-edge", rr_server1, etedge_client, NULL, "127.0.0.1" },
 	{ "outq", outq_server, outq_client, NULL, "127.0.0.1" },
+	{ "epoll-preconnect", rr_server1, epoll_pre_client, NULL, "127.0.0.1" },
 	{ "fuzz-slots", NULL, NULL, fuzz_slots_solo, NULL },
 };
 
