@@ -1348,6 +1348,9 @@ static void opts_client(int port)
 	uint64_t t0;
 	char c = 9;
 
+	/* the server sets its listener's options after it told us the port;
+	 * a connection made before that would not inherit them */
+	usleep(200000);
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	CHECK(fd >= 0, "socket");
 	CHECK(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0, "nodelay");
