@@ -27,7 +27,7 @@ SHIMLIB     := $(BUILD)/libflpshim.a
 .PHONY: all check unit integ interop asan tsan install clean demo bench bench-quick bench-smoke
 all: $(LIB) bin/fastloop $(BUILD)/fastloop-stat
 
-$(BUILD)/%.o: %.c shim/flp.h preload/hook.h
+$(BUILD)/%.o: %.c shim/flp.h shim/ring.h shim/stat.h preload/hook.h
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) -c $< -o $@

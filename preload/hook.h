@@ -22,6 +22,12 @@ static inline bool flp_is_fast(struct flp_sock *s)
 	return s && sock_kind(s) == SK_FAST;
 }
 
+/* A final fast socket over rings: its data calls go to shm.c. */
+static inline bool flp_is_shm(struct flp_sock *s)
+{
+	return s && sock_kind(s) == SK_FAST && flp_shm(s);
+}
+
 /* Count what a final fast socket moved, for `fastloop stat` (s->st is
  * NULL on anything else).  Returns r. */
 static inline ssize_t flp_rx(struct flp_sock *s, ssize_t r, int flags)

@@ -1,5 +1,15 @@
-/* recv.c — recv, recvfrom, recvmsg, read, readv. */
+/* recv.c — recv, recvfrom, recvmsg, read, readv.  FAST over rings goes
+ * to shm.c; TCP reports no source address, so none is given. */
 #include "hook.h"
+
+static ssize_t shm_buf(int fd, struct flp_sock *s, void *buf, size_t len,
+		       int flags)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	return flp_ret(shm_recvmsg(fd, s, &m, flags));
+}
 
 FLP_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 {
@@ -7,6 +17,14 @@ FLP_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 	ssize_t r;
 
 	flp_data_call(s);
+	if (flp_is_shm(s)) {
+		if (!m)
+			return flp_ret(-EFAULT);
+		r = flp_ret(shm_recvmsg(fd, s, m, flags));
+		if (r >= 0)
+			m->msg_namelen = 0;
+		return r;
+	}
 	if (flp_is_fast(s) && m && m->msg_name) {
 		/* TCP reports no source address; a UDS would report its own */
 		void *name = m->msg_name;
@@ -38,6 +56,8 @@ FLP_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
 	struct flp_sock *s = flp_enter(fd);
 
 	flp_data_call(s);
+	if (flp_is_shm(s))
+		return shm_buf(fd, s, buf, len, flags);
 	if (!flp_slow(s))
 		return flp_rx(s, flp_real.recv(fd, buf, len, flags), flags);
 	return recv_buf(fd, s, buf, len, flags);
@@ -50,6 +70,12 @@ FLP_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
 	ssize_t r;
 
 	flp_data_call(s);
+	if (flp_is_shm(s)) {
+		r = shm_buf(fd, s, buf, len, flags);
+		if (r >= 0 && sl)
+			*sl = 0;
+		return r;
+	}
 	if (flp_is_fast(s)) {
 		/* a UDS would report an AF_UNIX source; TCP reports none */
 		r = flp_rx(s, flp_real.recvfrom(fd, buf, len, flags, NULL, NULL), flags);
@@ -70,6 +96,8 @@ FLP_EXPORT ssize_t read(int fd, void *buf, size_t len)
 	struct flp_sock *s = flp_enter(fd);
 
 	flp_data_call(s);
+	if (flp_is_shm(s))
+		return shm_buf(fd, s, buf, len, 0);
 	if (!flp_slow(s))
 		return flp_rx(s, flp_real.read(fd, buf, len), 0);
 	return recv_buf(fd, s, buf, len, 0);
@@ -81,9 +109,11 @@ FLP_EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
 	struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
 
 	flp_data_call(s);
+	if (n < 0 && (flp_is_shm(s) || flp_slow(s)))
+		return flp_ret(-EINVAL);
+	if (flp_is_shm(s))
+		return flp_ret(shm_recvmsg(fd, s, &m, 0));
 	if (!flp_slow(s))
 		return flp_rx(s, flp_real.readv(fd, iov, n), 0);
-	if (n < 0)
-		return flp_ret(-EINVAL);
 	return flp_ret(io_recvmsg(fd, s, &m, 0));
 }

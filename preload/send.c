@@ -1,14 +1,27 @@
 /*
  * send.c — send, sendto, sendmsg, write, writev, sendfile.  A final socket
- * (plain TCP, or FAST: then the fd is a UDS) goes straight to libc.
+ * (plain TCP, or FAST over a UDS) goes straight to libc; FAST over rings
+ * goes to shm.c.
  */
 #include "hook.h"
+
+/* One buffer to the rings of a shm socket. */
+static ssize_t shm_buf(int fd, struct flp_sock *s, const void *buf, size_t len,
+		       int flags)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	return flp_ret(shm_sendmsg(fd, s, &m, flags));
+}
 
 FLP_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 {
 	struct flp_sock *s = flp_enter(fd);
 
 	flp_data_call(s);
+	if (flp_is_shm(s))
+		return flp_ret(m ? shm_sendmsg(fd, s, m, flags) : -EFAULT);
 	if (flp_is_fast(s) && m && m->msg_name) {
 		/* TCP ignores a destination on a connected socket; a UDS
 		 * would fail with EISCONN */
@@ -36,6 +49,8 @@ FLP_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 	struct flp_sock *s = flp_enter(fd);
 
 	flp_data_call(s);
+	if (flp_is_shm(s))
+		return shm_buf(fd, s, buf, len, flags);
 	if (!flp_slow(s))
 		return flp_tx(s, flp_real.send(fd, buf, len, flags));
 	return send_buf(fd, s, buf, len, flags);
@@ -48,6 +63,8 @@ FLP_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 	struct flp_sock *s = flp_enter(fd);
 
 	flp_data_call(s);
+	if (flp_is_shm(s))
+		return shm_buf(fd, s, buf, len, flags);
 	if (flp_is_fast(s))
 		return flp_tx(s, flp_real.send(fd, buf, len, flags));
 	if (!flp_slow(s))
@@ -60,6 +77,8 @@ FLP_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 	struct flp_sock *s = flp_enter(fd);
 
 	flp_data_call(s);
+	if (flp_is_shm(s))
+		return shm_buf(fd, s, buf, len, 0);
 	if (!flp_slow(s))
 		return flp_tx(s, flp_real.write(fd, buf, len));
 	return send_buf(fd, s, buf, len, 0);
@@ -71,10 +90,12 @@ FLP_EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
 	struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
 
 	flp_data_call(s);
+	if (n < 0 && (flp_is_shm(s) || flp_slow(s)))
+		return flp_ret(-EINVAL);
+	if (flp_is_shm(s))
+		return flp_ret(shm_sendmsg(fd, s, &m, 0));
 	if (!flp_slow(s))
 		return flp_tx(s, flp_real.writev(fd, iov, n));
-	if (n < 0)
-		return flp_ret(-EINVAL);
 	return flp_ret(io_sendmsg(fd, s, &m, 0));
 }
 
@@ -87,5 +108,8 @@ FLP_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count)
 	flp_data_call(s);
 	if (flp_slow(s))
 		conn_settle_fd(out, false);
-	return flp_tx(fdt_get(out), flp_real.sendfile(out, in, off, count));
+	s = fdt_get(out);
+	if (flp_is_shm(s))
+		return flp_ret(shm_sendfile(out, s, in, off, count));
+	return flp_tx(s, flp_real.sendfile(out, in, off, count));
 }

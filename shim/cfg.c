@@ -33,6 +33,7 @@ void cfg_defaults(struct flp_cfg *c)
 	c->accept_wait_us = 200;
 	c->decide_wait_us = 10000;
 	c->spin_us = 50;
+	c->ring = 256 * 1024;
 	/* tmpfs where there is one (the handshake files are mapped); a
 	 * machine or container without /dev/shm uses /tmp */
 	snprintf(c->dir, sizeof(c->dir), "%s/fastloop-%u",
@@ -103,6 +104,7 @@ static const struct num_key {
 	{ "accept_wait_us", offsetof(struct flp_cfg, accept_wait_us), 0, 100000, false },
 	{ "decide_wait_us", offsetof(struct flp_cfg, decide_wait_us), 0, 10000000, false },
 	{ "spin_us", offsetof(struct flp_cfg, spin_us), 0, 1000000, false },
+	{ "ring", offsetof(struct flp_cfg, ring), 4096, 64L << 20, true },
 };
 
 /*
@@ -132,6 +134,8 @@ int cfg_set(struct flp_cfg *c, const char *key, const char *val)
 			continue;
 		if ((r = set_long(val, k->lo, k->hi, &v)) < 0)
 			return r;
+		if (!strcmp(k->name, "ring") && (v & (v - 1)))
+			return -EINVAL;         /* the ring masks its offsets */
 		if (k->is_size)
 			*(size_t *)((char *)c + k->off) = (size_t)v;
 		else
@@ -202,6 +206,7 @@ static const struct { const char *env, *key; } env_keys[] = {
 	{ "FASTLOOP_ACCEPT_WAIT_US", "accept_wait_us" },
 	{ "FASTLOOP_DECIDE_WAIT_US", "decide_wait_us" },
 	{ "FASTLOOP_SPIN_US", "spin_us" },
+	{ "FASTLOOP_RING", "ring" },
 };
 
 /*

@@ -78,6 +78,7 @@ int claim_announce(struct reg_map *m, const struct reg_addr *dst,
 			s->srv = *dst;
 			memcpy(s->uds_name, uds, uds_len);
 			s->uds_len = uds_len;
+			s->flags = flp_want_shm() ? CLAIM_WANT_SHM : 0;
 			if (!cas(s, claim_sw(g, SLOT_BUSY), claim_sw(g, SLOT_ANNOUNCED)))
 				continue;       /* never happens: BUSY is not reclaimed */
 			*gen = g;

@@ -772,7 +772,8 @@ static void stat_open(struct flp_sock *s)
 {
 	if (!s->st)
 		s->st = stat_conn_open(s->server, (struct sockaddr *)&s->local, s->local_len,
-				       (struct sockaddr *)&s->peer, s->peer_len, "uds");
+				       (struct sockaddr *)&s->peer, s->peer_len,
+				       flp_shm(s) ? "shm" : "uds");
 }
 
 /*
@@ -806,6 +807,12 @@ static void client_switch(struct flp_sock *s, int u, pid_t adopter)
 	 * here is a scribbled slot, not a reason to refuse */
 	if (claimed != adopter)
 		FLP_DBG("adopter pid %d, slot says %d", (int)adopter, (int)claimed);
+	/* the server's preface: the ring it made for us, if we asked */
+	if ((r = shm_take(s, u)) < 0) {
+		flp_real.close(u);
+		reset_conn(s, -r);
+		return;
+	}
 	/* SHUT_WR: the FIN marks the end of our TCP bytes for the server;
 	 * SHUT_RD: wakes another thread waiting on the TCP socket, to find
 	 * the UDS in place.  The server sent nothing but its FIN, so closing
@@ -818,7 +825,7 @@ static void client_switch(struct flp_sock *s, int u, pid_t adopter)
 	drop_claim(s);
 	stat_open(s);
 	set_kind(s, SK_FAST);
-	log_conn(s, "uds", NULL);
+	log_conn(s, flp_shm(s) ? "shm" : "uds", NULL);
 }
 
 /* Find our own PENDING client entry for a claim (client and server in one
@@ -888,13 +895,14 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 	struct sockaddr_un un;
 	uint32_t gen = claim_gen(sw);
 	int client_pid, u, hid, r;
-	bool drain;
+	bool drain, want_shm;
 	uid_t euid;
 	uint8_t n;
 
 	if (!claim_begin_adopt(s->map, idx, sw))
 		return 0;
 	client_pid = sl->client_pid;
+	want_shm = sl->flags & CLAIM_WANT_SHM;
 	s->cli_pid = client_pid;
 	s->cli_start = sl->client_start;
 	euid = geteuid();
@@ -955,8 +963,16 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 			return -EPROTO;
 		}
 	}
+	/* then the preface (the ring, if both ends want one), also before
+	 * TAKEN: the client reads it when it switches */
+	if ((r = shm_offer(s, u, want_shm)) < 0) {
+		flp_real.close(u);
+		claim_end_adopt(s->map, idx, gen, false);
+		return r;
+	}
 	if (!claim_end_adopt(s->map, idx, gen, true)) {
 		flp_real.close(u);
+		shm_release(s);
 		return -ETIMEDOUT;
 	}
 	/* The doorbell is our FIN: it wakes a client sleeping on its TCP
@@ -994,6 +1010,7 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 		/* the app's fd still is the TCP socket, but the client is
 		 * switching: nothing consistent is left but a reset */
 		FLP_ERR("cannot install the fast channel: %s", strerror(-r));
+		shm_release(s);
 		for (int i = 0; i < s->nfds; i++)
 			flp_real.shutdown(s->fds[i], SHUT_RDWR);
 		if (hid >= 0)
@@ -1008,7 +1025,7 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 	} else {
 		set_kind(s, SK_FAST);
 	}
-	log_conn(s, "uds", NULL);
+	log_conn(s, flp_shm(s) ? "shm" : "uds", NULL);
 	if (client_pid == flp_pid) {
 		/* the client is us: switch it now, or a thread that connects,
 		 * sends and accepts would wait on itself */
@@ -1342,6 +1359,7 @@ static void teardown(struct flp_sock *s)
 	case SK_FAST:
 	case SK_DRAIN:
 		flp_close_hidden(s, &s->hidden_tcp);
+		shm_release(s);
 		drop_claim(s);
 		stat_conn_close(s->st);
 		s->st = NULL;
@@ -1422,7 +1440,10 @@ int conn_close(int fd)
 	fdt_set_hint(fd, 0);
 	wait_pre_forget(fd);
 	if (fdt_get(fd)) {
+		struct flp_sock *s;
 		pthread_mutex_lock(&flp_mu);
+		if ((s = fdt_get(fd)) && flp_shm(s) && s->nfds == 1)
+			shm_last_close(fd, s);
 		forget_fd(fd);
 		pthread_mutex_unlock(&flp_mu);
 	}
@@ -1438,7 +1459,11 @@ int conn_shutdown(int fd, int how)
 		if ((s = fdt_get(fd)) && flp_slow(s))
 			conn_settle(fd, s, true);
 		pthread_mutex_unlock(&flp_mu);
+		s = fdt_get(fd);
 	}
+	/* a ring's EOF is a flag: the UDS stays open for bells */
+	if (flp_shm(s))
+		return shm_shutdown(fd, s, how);
 	return flp_real.shutdown(fd, how) < 0 ? -errno : 0;
 }
 
@@ -1590,8 +1615,8 @@ char *conn_inherit_env(void)
 		fl = flp_real.fcntl(fd, F_GETFD);
 		if (fl < 0 || (fl & FD_CLOEXEC))
 			continue;
-		if (len + 40 + 4 * sizeof(s->local) > cap) {
-			cap = 2 * cap + 40 + 4 * sizeof(s->local);
+		if (len + 96 + 4 * sizeof(s->local) > cap) {
+			cap = 2 * cap + 96 + 4 * sizeof(s->local);
 			if (!(p = realloc(out, cap)))
 				break;
 			out = p;
@@ -1608,6 +1633,12 @@ char *conn_inherit_env(void)
 		len += 2 * s->peer_len;
 		out[len++] = ';';
 		out[len] = 0;
+		if (flp_shm(s) && s->fds[0] == fd && shm_memfd(s) >= 0 &&
+		    flp_real.fcntl(shm_memfd(s), F_SETFD, 0) == 0) {
+			/* the ring goes along (a new image that is not
+			 * preloaded cannot use it: documented) */
+			len += (size_t)sprintf(out + len, "M%d,%d;", fd, shm_memfd(s));
+		}
 		if (s->kind == SK_DRAIN && s->hidden_tcp >= 0 && s->fds[0] == fd &&
 		    flp_real.fcntl(s->hidden_tcp, F_SETFD, 0) == 0) {
 			/* the client's TCP bytes not read yet go along; the
@@ -1628,7 +1659,17 @@ void conn_inherit_restore(const char *v)
 		int fd, server, dom = 0, n = 0;
 		socklen_t l = sizeof(dom);
 
-		if (*p == 'H' && sscanf(p, "H%d,%d;%n", &fd, &server, &n) == 2 && n) {
+		if (*p == 'M' && sscanf(p, "M%d,%d;%n", &fd, &server, &n) == 2 && n) {
+			/* server here is the memfd of fast fd fd's segment */
+			struct flp_sock *s = fdt_get(fd);
+			if (s && !flp_shm(s) && server >= 0 && shm_adopt_memfd(s, server) == 0) {
+				stat_conn_close(s->st);
+				s->st = NULL;
+				stat_open(s);
+			} else if (server >= 0) {
+				flp_real.close(server);
+			}
+		} else if (*p == 'H' && sscanf(p, "H%d,%d;%n", &fd, &server, &n) == 2 && n) {
 			/* server here is the hidden TCP fd of fast fd fd */
 			struct flp_sock *s = fdt_get(fd);
 			if (s && s->kind == SK_FAST && server >= 0 && !fdt_get(server)) {
@@ -1688,4 +1729,5 @@ void conn_after_fork_child(void)
 	pthread_mutex_init(&flp_mu, NULL);
 	rendezvous_forget();
 	stat_after_fork_child();
+	shm_after_fork_child();
 }

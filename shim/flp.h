@@ -27,6 +27,7 @@
 #define FLP_UNUSED __attribute__((unused))
 
 struct stat_conn;
+struct shm_conn;
 
 /* ------------------------------------------------------------------ real */
 
@@ -113,7 +114,9 @@ struct flp_cfg {
 				 * it stops waiting for an adoption */
 	int accept_wait_us;     /* how long accept waits for an unfilled claim */
 	int decide_wait_us;     /* ... and the first data call, before TCP */
-	int spin_us;            /* a pending client spins this long for TAKEN */
+	int spin_us;            /* a pending client spins this long for TAKEN;
+				 * a shm reader or writer this long before it sleeps */
+	size_t ring;            /* shm: ring bytes per direction (power of two) */
 	bool setuid;            /* environment ignored */
 };
 
@@ -188,7 +191,8 @@ struct reg_slot {
 	struct reg_addr srv;    /* the address the client connected to */
 	uint8_t uds_len;        /* abstract UDS name of the client's rendezvous */
 	char uds_name[REG_UDS_MAX];
-	uint8_t pad[128 - 8 - 4 - 4 - 8 - 4 - 20 - 20 - 1 - REG_UDS_MAX];
+	uint8_t flags;          /* CLAIM_WANT_SHM: the client can use a ring */
+	uint8_t pad[128 - 8 - 4 - 4 - 8 - 4 - 20 - 20 - 1 - REG_UDS_MAX - 1];
 };
 
 struct reg_hdr {
@@ -240,6 +244,8 @@ extern uint64_t flp_start FLP_HIDDEN;
 extern uint64_t flp_netns FLP_HIDDEN;
 
 /* ---------------------------------------------------------------- claim */
+
+#define CLAIM_WANT_SHM 1
 
 static inline uint32_t claim_state(uint64_t sw) { return (uint32_t)sw; }
 static inline uint32_t claim_gen(uint64_t sw) { return (uint32_t)(sw >> 32); }
@@ -310,6 +316,7 @@ struct flp_sock {
 	/* FAST / DRAIN */
 	int hidden_tcp;                 /* server: TCP until the client's FIN is read */
 	struct stat_conn *st;           /* what `fastloop stat` shows (stat.c) */
+	struct shm_conn *shm;           /* FAST/DRAIN over rings (shm.c), else NULL */
 	pid_t cli_pid;                  /* server: the client process, and its */
 	uint64_t cli_start;             /* start time (liveness at the drain's end) */
 	struct sock_opt opts[SOCK_MAX_OPTS];
@@ -393,6 +400,40 @@ ssize_t io_recvmsg(int fd, struct flp_sock *s, struct msghdr *m,
 		   int flags) FLP_HIDDEN;
 int io_ioctl(int fd, struct flp_sock *s, unsigned long req, void *arg)
 	FLP_HIDDEN;
+
+/* The shared-memory transport (shm.c): a FAST or DRAIN socket with
+ * s->shm set moves its data through the rings; its fd (the UDS) carries
+ * only doorbells, and EOF when the peer's last reference goes. */
+static inline bool flp_want_shm(void)
+{
+	return flp_cfg.transport == FLP_TR_SHM;
+}
+
+static inline struct shm_conn *flp_shm(struct flp_sock *s)
+{
+	return s ? __atomic_load_n(&s->shm, __ATOMIC_ACQUIRE) : NULL;
+}
+
+int shm_offer(struct flp_sock *s, int u, bool wanted) FLP_HIDDEN;
+int shm_take(struct flp_sock *s, int u) FLP_HIDDEN;
+ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m,
+		    int flags) FLP_HIDDEN;
+ssize_t shm_recvmsg(int fd, struct flp_sock *s, struct msghdr *m,
+		    int flags) FLP_HIDDEN;
+ssize_t shm_sendfile(int fd, struct flp_sock *s, int in, off_t *off,
+		     size_t count) FLP_HIDDEN;
+int shm_shutdown(int fd, struct flp_sock *s, int how) FLP_HIDDEN;
+void shm_last_close(int fd, struct flp_sock *s) FLP_HIDDEN;
+void shm_release(struct flp_sock *s) FLP_HIDDEN;
+int shm_ioctl(int fd, struct flp_sock *s, unsigned long req, void *arg)
+	FLP_HIDDEN;
+uint32_t shm_events(int fd, struct flp_sock *s, uint32_t kernel) FLP_HIDDEN;
+uint32_t shm_prepare_wait(int fd, struct flp_sock *s, uint32_t want)
+	FLP_HIDDEN;
+void shm_note_et(struct flp_sock *s, bool et) FLP_HIDDEN;
+int shm_memfd(struct flp_sock *s) FLP_HIDDEN;
+int shm_adopt_memfd(struct flp_sock *s, int memfd) FLP_HIDDEN;
+void shm_after_fork_child(void) FLP_HIDDEN;
 
 /* Answer as the TCP socket would, for a FAST socket. */
 int emu_getsockname(struct flp_sock *s, struct sockaddr *sa, socklen_t *len,

@@ -32,10 +32,6 @@ static void do_init(void)
 	flp_start = flp_proc_start(flp_pid);
 	if (stat("/proc/self/ns/net", &st) == 0)
 		flp_netns = st.st_ino;
-	if (flp_cfg.transport == FLP_TR_SHM) {
-		FLP_WARN("transport shm is not available in this build; using uds");
-		flp_cfg.transport = FLP_TR_UDS;
-	}
 	if (flp_cfg.transport != FLP_TR_OFF)
 		reg_dir_init();
 	pthread_atfork(conn_before_fork, conn_after_fork_parent,

@@ -67,6 +67,8 @@ ssize_t io_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flags
 		kind = (s = fdt_get(fd)) ? s->kind : SK_NONE;
 	}
 	pthread_mutex_unlock(&flp_mu);
+	if ((kind == SK_FAST || kind == SK_DRAIN) && flp_shm(s))
+		return shm_sendmsg(fd, s, m, flags);
 	c = *m;
 	if (kind == SK_FAST || kind == SK_DRAIN) {
 		/* TCP ignores a destination on a connected socket; a UDS
@@ -228,6 +230,17 @@ ssize_t io_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 			continue;
 		}
 		pthread_mutex_unlock(&flp_mu);
+		if (kind == SK_FAST && flp_shm(s = fdt_get(fd))) {
+			/* the drain (or the switch) is over: the ring */
+			r = shm_recvmsg(fd, s, &cur, flags);
+			r = r < 0 ? (done ? (ssize_t)done : r) : r + (ssize_t)done;
+			m->msg_flags = cur.msg_flags;
+			m->msg_controllen = 0;
+			m->msg_namelen = 0;
+			if (iov != m->msg_iov && iov != small)
+				free(iov);
+			return r;       /* shm_recvmsg counted its bytes */
+		}
 		if (kind != SK_PENDING) {
 			if (kind == SK_FAST) {
 				/* TCP reports no source address; a UDS would
@@ -291,6 +304,8 @@ int io_ioctl(int fd, struct flp_sock *s, unsigned long req, void *arg)
 	if (!flp_slow(s)) {
 		/* final: no lock on this path (apps ask FIONREAD per read) */
 		kind = s ? sock_kind(s) : SK_NONE;
+		if (kind == SK_FAST && flp_shm(s))
+			return shm_ioctl(fd, s, req, arg);
 		if (outq && kind == SK_FAST) {
 			if (!arg)
 				return -EFAULT;
@@ -302,6 +317,10 @@ int io_ioctl(int fd, struct flp_sock *s, unsigned long req, void *arg)
 	}
 	pthread_mutex_lock(&flp_mu);
 	kind = settle_kind(fd);
+	if (kind == SK_FAST && flp_shm(s = fdt_get(fd))) {
+		pthread_mutex_unlock(&flp_mu);
+		return shm_ioctl(fd, s, req, arg);
+	}
 	if ((kind == SK_FAST || kind == SK_DRAIN) && outq) {
 		pthread_mutex_unlock(&flp_mu);
 		if (!arg)

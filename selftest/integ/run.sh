@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Run the integration matrix: every case under each setup.
+#   both/shm      both ends preloaded, FASTLOOP_TRANSPORT=shm: must be on rings
 #   both/uds      both ends preloaded, FASTLOOP_TRANSPORT=uds: must be fast
 #   both/off      both preloaded, FASTLOOP_TRANSPORT=off: pure pass-through
 #   plain-server  client preloaded, server not: must stay TCP
@@ -27,9 +28,9 @@ pass=0 fail=0 skip=0
 work=$(mktemp -d /tmp/flp-integ.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 for c in "${cases[@]}"; do
-    setups="both/uds both/off plain-server plain-client"
+    setups=${FLP_SETUPS:-"both/shm both/uds both/off plain-server plain-client"}
     # spinning code must work when both sides share one core
-    case " $ONE_CPU_CASES " in *" $c "*) setups="$setups both/uds/1cpu" ;; esac
+    case " $ONE_CPU_CASES " in *" $c "*) setups="$setups both/shm/1cpu both/uds/1cpu" ;; esac
     for setup in $setups; do
         dir=$work/reg-$c-${setup//\//-}
         mkdir -m 700 "$dir"
@@ -39,13 +40,15 @@ for c in "${cases[@]}"; do
         case $setup in
             both/uds) s=both; expect=uds ;;
             both/uds/1cpu) s=both; expect=uds; pin="taskset -c 0" ;;
+            both/shm) s=both; expect=shm; tr=shm ;;
+            both/shm/1cpu) s=both; expect=shm; tr=shm; pin="taskset -c 0" ;;
             both/off) s=both; tr=off ;;
             *) s=$setup ;;
         esac
         many=100000
-        [ "$setup" = both/uds ] || many=3000
+        case $setup in both/uds|both/shm) ;; *) many=3000 ;; esac
         [ -n "$pin" ] && ! command -v taskset >/dev/null && continue
-        [ "$c" = stream1g ] && [ "$setup" != both/uds ] && [ "$setup" != both/off ] && continue
+        case "$c/$setup" in stream1g/both/uds|stream1g/both/shm|stream1g/both/off) ;; stream1g/*) continue ;; esac
         t0=$(date +%s.%N)
         FLP_SETUP=$s FLP_EXPECT=$expect FASTLOOP_TRANSPORT=$tr FASTLOOP_DIR=$dir \
             FASTLOOP_LOG=info FASTLOOP_LOG_FILE=$log FLP_MANY=$many \
@@ -59,6 +62,11 @@ for c in "${cases[@]}"; do
                sed 's/^/    | /' "$work/out" | tail -20
                [ -f "$log" ] && grep -v 'transport=uds$' "$log" | tail -5 | sed 's/^/    log| /' ;;
         esac
+        # on rings, no fast connection may have fallen back to the UDS
+        if [ "$expect" = shm ] && [ $rc -eq 0 ] && grep -q 'transport=uds' "$log" 2>/dev/null; then
+            echo "FAIL $c $setup: a connection used uds, not shm: $(grep -m1 'transport=uds' "$log")"
+            fail=$((fail + 1))
+        fi
         # nothing may be left in the registry once all processes are gone:
         # handshake files go with their listeners; the stat files of
         # processes that _exit()ed or were killed are swept by the reader

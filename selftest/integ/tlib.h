@@ -222,7 +222,8 @@ static inline int t_raw_domain(int fd)
 	return v;
 }
 
-/* Assert fd is carried the way FLP_EXPECT (uds|tcp|any) says. */
+/* Assert fd is carried the way FLP_EXPECT (uds|shm|tcp|any) says (shm:
+ * the kernel object is the UDS too; run.sh checks the log's transport). */
 static inline void t_expect(int fd)
 {
 	const char *e = getenv("FLP_EXPECT");
@@ -230,7 +231,7 @@ static inline void t_expect(int fd)
 
 	if (!e || !strcmp(e, "any"))
 		return;
-	if (!strcmp(e, "uds"))
+	if (!strcmp(e, "uds") || !strcmp(e, "shm"))
 		CHECK(d == AF_UNIX, "fd %d: expected the UDS fast path, kernel object is domain %d", fd, d);
 	else
 		CHECK(d == AF_INET || d == AF_INET6, "fd %d: expected plain TCP, kernel object is domain %d", fd, d);
@@ -239,7 +240,7 @@ static inline void t_expect(int fd)
 static inline bool t_expect_fast(void)
 {
 	const char *e = getenv("FLP_EXPECT");
-	return e && !strcmp(e, "uds");
+	return e && (!strcmp(e, "uds") || !strcmp(e, "shm"));
 }
 
 static inline int t_count_fds(void)
