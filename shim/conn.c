@@ -85,7 +85,10 @@ struct flp_sock *conn_pending_first(void)
 void conn_watch(struct flp_sock *s)
 {
 	int k = s->kind;
-	bool want = k == SK_PENDING || k == SK_DRAIN || (k == SK_FAST && s->quiet);
+	/* a ring's readiness is not the kernel's for the fd: shm sockets
+	 * stay watched while the app has them registered */
+	bool want = k == SK_PENDING || k == SK_DRAIN ||
+		    (k == SK_FAST && (s->quiet || flp_shm(s)));
 
 	if (want && !s->on_pend) {
 		s->pend_prev = NULL;
@@ -721,6 +724,12 @@ static int swap_in(struct flp_sock *s, int newfd, bool new_nonblock)
 				ev.events &= EPOLLONESHOT | EPOLLET;
 			else if (ev.events & EPOLLET)
 				s->quiet |= s->ep[k].seen;
+			if (flp_shm(s)) {
+				struct sock_epreg r = s->ep[k];
+				r.ev.events = ev.events;
+				r.parked = false;
+				ev.events = wait_kernel_events(&r);
+			}
 			flp_real.epoll_ctl(s->ep[k].epfd, EPOLL_CTL_ADD, n, &ev);
 		}
 	}

@@ -292,6 +292,9 @@ struct sock_epreg {
 	int fd;
 	struct epoll_event ev;
 	uint32_t seen;          /* events reported to the app since ADD/MOD */
+	bool parked;            /* shm, level-triggered EPOLLOUT on a full
+				 * ring: registered without it until the
+				 * reader's bell (wait.c) */
 };
 
 struct sock_opt {
@@ -431,6 +434,7 @@ uint32_t shm_events(int fd, struct flp_sock *s, uint32_t kernel) FLP_HIDDEN;
 uint32_t shm_prepare_wait(int fd, struct flp_sock *s, uint32_t want)
 	FLP_HIDDEN;
 void shm_note_et(struct flp_sock *s, bool et) FLP_HIDDEN;
+void shm_room_told(struct flp_sock *s) FLP_HIDDEN;
 int shm_memfd(struct flp_sock *s) FLP_HIDDEN;
 int shm_adopt_memfd(struct flp_sock *s, int memfd) FLP_HIDDEN;
 void shm_after_fork_child(void) FLP_HIDDEN;
@@ -456,6 +460,7 @@ int wait_fix_epoll(int epfd, struct epoll_event *ev, int r) FLP_HIDDEN;
 int wait_epoll(int epfd, struct epoll_event *ev, int max, long long timeout_ns,
 	       const sigset_t *mask, bool pwait2) FLP_HIDDEN;
 bool wait_needs_settle(int fd) FLP_HIDDEN;
+uint32_t wait_kernel_events(const struct sock_epreg *reg) FLP_HIDDEN;
 void wait_pre_forget(int fd) FLP_HIDDEN;
 void wait_pre_adopt(int fd, struct flp_sock *s) FLP_HIDDEN;
 

@@ -64,6 +64,8 @@ struct shm_conn {
 	_Atomic bool shut_wr, shut_rd;
 	_Atomic bool reset_told;        /* ECONNRESET reported once */
 	_Atomic bool et;                /* an edge-triggered registration */
+	_Atomic bool tx_waiting;        /* someone here waits for room: the
+					 * reader's bell must not be dropped */
 	struct shm_conn *next, *prev;   /* all of them, for fork */
 };
 
@@ -363,20 +365,37 @@ static void corrupt(struct shm_conn *c, const char *what)
 		FLP_ERR("shared-memory segment: %s; resetting the connection", what);
 }
 
+/* Is there something for a reader of c: data, EOF or an error? */
+static bool rx_ready(struct shm_conn *c)
+{
+	return ring_avail(c->rx, c->ring) != 0 ||
+	       atomic_load_explicit(&c->rx->shut, memory_order_relaxed) ||
+	       atomic_load_explicit(&c->h->side[c->peer].reset, memory_order_relaxed) ||
+	       atomic_load(&c->peer_gone) || atomic_load(&c->shut_rd) ||
+	       atomic_load(&c->broken);
+}
+
 /*
- * Read the bells queued on our end of fd, when there may be some (or
- * always, with force: to learn of EOF).  Sets peer_gone on EOF or an
- * error; a byte that is not a bell breaks the connection.
+ * Read the bells on our end of fd that told of nothing left to tell:
+ * only as many as were counted (bells_in) before we looked at the rings,
+ * and none if the rings still have something for us (data, EOF, or room
+ * that someone here waits for).  A bell counted after our look stays in
+ * the socket: it is the kernel's readiness of the fd for what came since.
+ * With force, a look at the socket for EOF too (the peer's last close).
  */
 static void drain(int fd, struct shm_conn *c, bool force)
 {
 	struct seg_side *me = &c->h->side[c->me];
+	uint64_t n = atomic_load(&me->bells_in) - atomic_load(&me->bells_eaten);
 	unsigned char buf[256];
 
-	if (!force && atomic_load(&me->bells_in) == atomic_load(&me->bells_eaten))
+	atomic_thread_fence(memory_order_seq_cst);      /* count, then look */
+	if (n > (1u << 20))
+		n = 1u << 20;   /* untrusted: the socket's own bound applies */
+	if (n && (rx_ready(c) || (atomic_load(&c->tx_waiting) && ring_room(c->tx, c->ring) != 0)))
 		return;
-	for (int i = 0; i < 64; i++) {
-		ssize_t r = flp_real.recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	while (n) {
+		ssize_t r = flp_real.recv(fd, buf, n < sizeof(buf) ? n : sizeof(buf), MSG_DONTWAIT);
 
 		if (r > 0) {
 			for (ssize_t k = 0; k < r; k++)
@@ -385,26 +404,35 @@ static void drain(int fd, struct shm_conn *c, bool force)
 					return;
 				}
 			atomic_fetch_add(&me->bells_eaten, (uint64_t)r);
-			if (r < (ssize_t)sizeof(buf))
-				return;
+			n -= (uint64_t)r;
 			continue;
 		}
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r == 0 || errno != EAGAIN)
 			atomic_store(&c->peer_gone, true);
-		return;
+		return;         /* EAGAIN: a counted bell not sent yet */
+	}
+	if (force) {
+		ssize_t r = flp_real.recv(fd, buf, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+			atomic_store(&c->peer_gone, true);
 	}
 }
 
 /* The reader stops looking at rx: arm (so the next write bells us) and
- * drop bells that told of data we already took.  Only when rx is empty:
- * a bell for unread data is the kernel's readiness of the fd. */
+ * drop the bells that told of what we already took. */
 static void arm_rx(int fd, struct shm_conn *c, bool force)
 {
 	atomic_store(&c->rx->armed, 1);
-	if (ring_avail(c->rx, c->ring) == 0)
-		drain(fd, c, force);
+	drain(fd, c, force);
+}
+
+/* Someone here waits for room in tx: the reader that makes some bells. */
+static void want_room(struct shm_conn *c)
+{
+	atomic_store(&c->tx_waiting, true);
+	atomic_store(&c->tx->want_space, 1);
 }
 
 static bool fd_nonblock(int fd)
@@ -520,6 +548,8 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 			data_made(fd, c);
 		if (done == total) {
 			ret = (ssize_t)done;
+			if (nb >= 0 || atomic_load_explicit(&c->tx_waiting, memory_order_relaxed))
+				atomic_store(&c->tx_waiting, false);
 			break;
 		}
 		if (nb < 0)
@@ -531,7 +561,7 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 			}
 			/* the reader's next take bells us: that EPOLLIN also
 			 * wakes an EPOLLOUT waiter (wait.c) */
-			atomic_store(&c->tx->want_space, 1);
+			want_room(c);
 			if (ring_room(c->tx, c->ring) != 0)
 				continue;
 			ret = -EAGAIN;
@@ -546,7 +576,7 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 		 * are dropped when our rx ring is empty (then the next write
 		 * to it bells again), else we nap.  Room is looked at after
 		 * every step that could have eaten the reader's bell. */
-		atomic_store(&c->tx->want_space, 1);
+		want_room(c);
 		if (ring_room(c->tx, c->ring) != 0)
 			continue;
 		arm_rx(fd, c, false);
@@ -569,7 +599,7 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 			break;
 		}
 		if (p.revents & (POLLHUP | POLLERR))
-			drain(fd, c, true);
+			atomic_store(&c->peer_gone, true);
 		if (deadline && flp_now_us() >= deadline && ring_room(c->tx, c->ring) == 0) {
 			ret = done ? (ssize_t)done : -EAGAIN;
 			break;
@@ -601,14 +631,6 @@ static int sleep_rx(int fd, struct shm_conn *c)
 	return 0;
 }
 
-/* Is there something for a reader of c: data, EOF or an error? */
-static bool rx_ready(struct shm_conn *c)
-{
-	return ring_avail(c->rx, c->ring) != 0 ||
-	       atomic_load_explicit(&c->rx->shut, memory_order_relaxed) ||
-	       peer_reset(c) || atomic_load(&c->peer_gone) || atomic_load(&c->shut_rd) ||
-	       atomic_load(&c->broken);
-}
 
 /*
  * Receive on a shm socket: from the rx ring; at its end EOF (the peer
@@ -851,8 +873,11 @@ uint32_t shm_events(int fd, struct flp_sock *s, uint32_t kernel)
 
 	if (!c)
 		return POLLNVAL;
+	/* we never shut the UDS down: its HUP is the peer's last close (and
+	 * its error the reset a close with our bells unread leaves) */
+	(void)fd;
 	if (kernel & (POLLHUP | POLLERR | POLLRDHUP))
-		drain(fd, c, true);
+		atomic_store(&c->peer_gone, true);
 	if (atomic_load(&c->broken) || peer_reset(c)) {
 		conn_put(c);
 		return POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM | POLLERR | POLLHUP | POLLRDHUP;
@@ -883,10 +908,22 @@ uint32_t shm_prepare_wait(int fd, struct flp_sock *s, uint32_t want)
 		return POLLNVAL;
 	if (want & (POLLIN | POLLRDNORM | POLLRDHUP))
 		arm_rx(fd, c, true);
-	if ((want & (POLLOUT | POLLWRNORM)) && ring_room(c->tx, c->ring) == 0)
-		atomic_store(&c->tx->want_space, 1);
+	if ((want & (POLLOUT | POLLWRNORM)) && ring_room(c->tx, c->ring) == 0) {
+		want_room(c);
+		drain(fd, c, false);
+	}
 	conn_put(c);
 	return shm_events(fd, s, 0) & (want | POLLERR | POLLHUP | POLLNVAL);
+}
+
+/* The app was told the socket is writable (or no one here waits for
+ * that): bells for room may be dropped again. */
+void shm_room_told(struct flp_sock *s)
+{
+	struct shm_conn *c = flp_shm(s);
+
+	if (c && atomic_load_explicit(&c->tx_waiting, memory_order_relaxed))
+		atomic_store(&c->tx_waiting, false);
 }
 
 /* The socket has (or no longer has) an edge-triggered registration: a

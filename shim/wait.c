@@ -10,6 +10,7 @@
  * such an event is consumed here (the client switches) and the app sees
  * only the readiness it asked for, recomputed on the new fd.
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -60,7 +61,31 @@ static bool settle_fd(int fd, bool decide)
 
 bool wait_needs_settle(int fd)
 {
-	return flp_slow(fdt_get(fd));
+	struct flp_sock *s = fdt_get(fd);
+
+	return flp_slow(s) || flp_shm(s);
+}
+
+/* A socket whose data is in rings (FAST or DRAIN over shm), or NULL:
+ * its readiness is computed from the rings, the kernel's fd only wakes. */
+static struct flp_sock *shm_sock(int fd)
+{
+	struct flp_sock *s = fdt_get(fd);
+
+	return s && flp_shm(s) ? s : NULL;
+}
+
+/* The readiness of fd for events now: the rings' for a shm socket, else
+ * the kernel's. */
+static short now_events(int fd, short events)
+{
+	struct flp_sock *s = shm_sock(fd);
+	struct pollfd one = { .fd = fd, .events = events };
+
+	if (s)
+		return (short)(shm_events(fd, s, 0) & ((uint32_t)(uint16_t)events | POLLERR | POLLHUP | POLLNVAL));
+	flp_real.poll(&one, 1, 0);
+	return one.revents;
 }
 
 /* Remaining time in ms of a deadline (us, 0 = none), -1 if none. */
@@ -72,6 +97,39 @@ static int remaining_ms(uint64_t deadline)
 		return -1;
 	now = flp_now_us();
 	return now >= deadline ? 0 : (int)((deadline - now + 999) / 1000);
+}
+
+/*
+ * Before a blocking round of poll: is a ring socket of pfd ready?  First
+ * (spin) for up to spin_us, looking without system calls; then each is
+ * armed (a write to its ring, or room made in it, bells its fd) and looked
+ * at once more.  True if one is ready: then the round only looks.
+ */
+static bool shm_ready(struct pollfd *pfd, nfds_t n, bool spin)
+{
+	uint64_t t0 = flp_now_us();
+	bool have = false;
+
+	for (unsigned k = 0; spin; k++) {
+		for (nfds_t i = 0; i < n; i++) {
+			struct flp_sock *s = pfd[i].fd >= 0 ? shm_sock(pfd[i].fd) : NULL;
+			if (!s)
+				continue;
+			have = true;
+			if (shm_events(pfd[i].fd, s, 0) & ((uint32_t)(uint16_t)pfd[i].events | POLLERR | POLLHUP))
+				return true;
+		}
+		if (!have || flp_now_us() - t0 >= (uint64_t)flp_cfg.spin_us)
+			break;
+		if ((k & 15) == 15)
+			sched_yield();
+	}
+	for (nfds_t i = 0; i < n; i++) {
+		struct flp_sock *s = pfd[i].fd >= 0 ? shm_sock(pfd[i].fd) : NULL;
+		if (s && shm_prepare_wait(pfd[i].fd, s, (uint16_t)pfd[i].events))
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -91,7 +149,7 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 	int r = 0;
 
 	for (nfds_t i = 0; i < n; i++)
-		if (pfd[i].fd >= 0 && settle_fd(pfd[i].fd, true))
+		if (pfd[i].fd >= 0 && (settle_fd(pfd[i].fd, true) || shm_sock(pfd[i].fd)))
 			any = true;
 	if (!any) {
 		struct timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
@@ -118,6 +176,9 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 		if (round == 1)
 			conn_spin_take(-1, -1);
 		ms = round == 0 || timeout_ms == 0 ? 0 : timeout_ms < 0 ? -1 : remaining_ms(deadline);
+		/* rings: ready now, or (before a sleep) armed to bell us */
+		if (ms != 0 && shm_ready(pfd, n, round == 1))
+			ms = 0;
 		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
 		for (nfds_t i = 0; i < n; i++) {
@@ -127,7 +188,9 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 			pend[i] = pfd[i].fd >= 0 && is_pending(pfd[i].fd);
 			if (pend[i])
 				q[i].events |= POLLIN;
-			else if (pfd[i].fd >= 0 && (orig[i] & (POLLIN | POLLRDNORM)) &&
+			if (!pend[i] && pfd[i].fd >= 0 && shm_sock(pfd[i].fd))
+				q[i].events = POLLIN;   /* bells, and the peer's close */
+			if (!pend[i] && pfd[i].fd >= 0 && (orig[i] & (POLLIN | POLLRDNORM)) &&
 				 (h = drain_tcp(pfd[i].fd)) >= 0) {
 				q[nq].fd = h;
 				q[nq].events = POLLIN | POLLRDHUP;
@@ -139,21 +202,26 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 			r = -errno;
 			break;
 		}
-		for (nfds_t i = 0; i < n; i++)
+		for (nfds_t i = 0; i < n; i++) {
+			struct flp_sock *s = pfd[i].fd >= 0 && !pend[i] ? shm_sock(pfd[i].fd) : NULL;
 			pfd[i].revents = q[i].revents;
+			if (s && !(q[i].revents & POLLNVAL)) {
+				pfd[i].revents = (short)(shm_events(pfd[i].fd, s, (uint16_t)q[i].revents) &
+					((uint32_t)(uint16_t)orig[i] | POLLERR | POLLHUP));
+				if (pfd[i].revents & POLLOUT)
+					shm_room_told(s);
+			}
+		}
 		/* a DRAIN server's TCP bytes are its readable data; the FIN
 		 * after them ends the drain, and then the UDS alone says */
 		for (nfds_t j = n; j < nq; j++) {
 			nfds_t i = xi[j - n];
 			if (!q[j].revents)
 				continue;
-			if (settle_fd(pfd[i].fd, false)) {
+			if (settle_fd(pfd[i].fd, false))
 				pfd[i].revents |= orig[i] & (POLLIN | POLLRDNORM);
-			} else {
-				struct pollfd one = { .fd = pfd[i].fd, .events = orig[i] };
-				flp_real.poll(&one, 1, 0);
-				pfd[i].revents = one.revents;
-			}
+			else
+				pfd[i].revents = now_events(pfd[i].fd, orig[i]);
 		}
 		for (nfds_t i = 0; i < n; i++) {
 			/* any event on a pending client may be its adopter's
@@ -162,9 +230,7 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 				continue;
 			if (!settle_fd(pfd[i].fd, false)) {
 				/* switched or TCP now: ask the new fd */
-				struct pollfd one = { .fd = pfd[i].fd, .events = orig[i] };
-				flp_real.poll(&one, 1, 0);
-				pfd[i].revents = one.revents;
+				pfd[i].revents = now_events(pfd[i].fd, orig[i]);
 			} else {
 				pfd[i].revents &= orig[i] | POLLERR | POLLHUP | POLLNVAL;
 			}
@@ -333,6 +399,91 @@ static struct epoll_event mirror_ev(const struct epoll_event *ev)
 }
 
 /*
+ * What the kernel is asked to report on a ring socket's fd for the app's
+ * registration reg.  The fd's own readiness means little: bells (EPOLLIN)
+ * say "look at the rings", EPOLLOUT is always there.  So EPOLLIN is added
+ * wherever a bell can matter (the app reads, waits for the peer's
+ * shutdown, or waits edge-triggered for room); a level-triggered EPOLLOUT
+ * on a full ring is parked: registered as an edge on the bell of the
+ * reader that makes room, instead of a kernel EPOLLOUT that would wake
+ * every epoll_wait.
+ */
+uint32_t wait_kernel_events(const struct sock_epreg *reg)
+{
+	uint32_t app = reg->ev.events, k = app;
+
+	if (app & (EPOLLIN | EPOLLRDHUP | EPOLLPRI | EPOLLET))
+		k |= EPOLLIN;
+	if (reg->parked) {
+		k &= ~(uint32_t)EPOLLOUT;
+		k |= EPOLLIN;
+		if (!(app & EPOLLIN))
+			k |= EPOLLET;   /* bells for unread data must not spin us */
+	}
+	return k;
+}
+
+static void note_et(struct flp_sock *s)
+{
+	bool et = false;
+
+	for (int i = 0; i < s->nep; i++)
+		et |= (s->ep[i].ev.events & EPOLLET) != 0;
+	shm_note_et(s, et);
+}
+
+/* epoll_ctl on a ring socket: the kernel gets wait_kernel_events(), the
+ * app's registration is kept for wait_fix_epoll. */
+static int shm_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	struct sock_epreg r0 = { .epfd = epfd, .fd = fd }, *g;
+	struct epoll_event k;
+	struct flp_sock *s;
+	int r;
+
+	pthread_mutex_lock(&flp_mu);
+	s = fdt_get(fd);
+	if (!s || !flp_shm(s) || (s->kind != SK_FAST && s->kind != SK_DRAIN)) {
+		pthread_mutex_unlock(&flp_mu);
+		return flp_real.epoll_ctl(epfd, op, fd, ev) < 0 ? -errno : 0;
+	}
+	if (ev)
+		r0.ev = *ev;
+	k.data = r0.ev.data;
+	k.events = wait_kernel_events(&r0);
+	r = flp_real.epoll_ctl(epfd, op, fd, ev ? &k : NULL) < 0 ? -errno : 0;
+	if (r == 0 && s->kind == SK_DRAIN && s->hidden_tcp >= 0) {
+		/* the client's TCP bytes come first: mirrored as for uds */
+		if (op == EPOLL_CTL_DEL || (ev && !(ev->events & EPOLLIN))) {
+			flp_real.epoll_ctl(epfd, EPOLL_CTL_DEL, s->hidden_tcp, NULL);
+		} else if (ev) {
+			struct epoll_event m = *ev;
+			m.events = EPOLLIN | EPOLLRDHUP |
+				   (ev->events & (EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE));
+			if (flp_real.epoll_ctl(epfd, op, s->hidden_tcp, &m) < 0 && op == EPOLL_CTL_MOD)
+				flp_real.epoll_ctl(epfd, EPOLL_CTL_ADD, s->hidden_tcp, &m);
+		}
+	}
+	if (r == 0) {
+		g = find_reg(s, epfd, fd);
+		if (op == EPOLL_CTL_DEL && g) {
+			*g = s->ep[--s->nep];
+			if (s->on_pend)
+				flp_ep_pending--;
+		} else if (op == EPOLL_CTL_MOD && g && ev) {
+			*g = r0;
+		} else if (op == EPOLL_CTL_ADD && ev && !g && s->nep < SOCK_MAX_EPOLL) {
+			s->ep[s->nep++] = r0;
+			if (s->on_pend)
+				flp_ep_pending++;
+		}
+		note_et(s);
+	}
+	pthread_mutex_unlock(&flp_mu);
+	return r;
+}
+
+/*
  * epoll_ctl: a not-final socket is settled first.  One still PENDING is
  * registered with EPOLLIN added (for the adopter's FIN); one in DRAIN is
  * also registered through its hidden TCP socket, when the app asked for
@@ -359,8 +510,13 @@ int wait_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 			pre_note(epfd, op, fd, ev);
 		return r;
 	}
-	if (!settle_fd(fd, true))
+	if (!settle_fd(fd, true)) {
+		if (shm_sock(fd))
+			return shm_epoll_ctl(epfd, op, fd, ev);
 		return flp_real.epoll_ctl(epfd, op, fd, ev) < 0 ? -errno : 0;
+	}
+	if (shm_sock(fd) && (s = fdt_get(fd)) && sock_kind(s) == SK_DRAIN)
+		return shm_epoll_ctl(epfd, op, fd, ev);
 	pthread_mutex_lock(&flp_mu);
 	s = fdt_get(fd);
 	if (!s || (s->kind != SK_PENDING && s->kind != SK_DRAIN)) {
@@ -419,11 +575,42 @@ static struct flp_sock *find_watched(int epfd, uint64_t data, struct sock_epreg 
 /* The readiness of fd for the events of reg, asked now. */
 static uint32_t ask(int fd, uint32_t events)
 {
-	struct pollfd q = { .fd = fd,
-		.events = (short)(events & (EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP)) };
+	return (uint16_t)now_events(fd, (short)(events & (EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP)));
+}
 
-	flp_real.poll(&q, 1, 0);
-	return (uint32_t)q.revents;
+/*
+ * An event the kernel reported on a ring socket's fd (kev) for the app's
+ * registration reg (a copy; *live is the one in s): what the app is told.
+ * A wake with nothing for the app (a bell for data already read) re-arms
+ * and is dropped; a level-triggered EPOLLOUT is parked while the ring is
+ * full and back once there is room; a one-shot that told nothing is armed
+ * again.  Caller holds flp_mu.
+ */
+static uint32_t shm_fix(struct flp_sock *s, struct sock_epreg *live, uint32_t kev)
+{
+	uint32_t app = live->ev.events, want = app | EPOLLERR | EPOLLHUP;
+	uint32_t ev = shm_events(live->fd, s, kev);
+	bool park;
+
+	if (!(ev & want & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLERR | EPOLLHUP))) {
+		if (!(app & EPOLLOUT))
+			shm_room_told(s);       /* no one here waits for room */
+		ev = shm_prepare_wait(live->fd, s, app & 0xffff);
+	}
+	ev &= want;
+	if (ev & EPOLLOUT)
+		shm_room_told(s);
+	park = (app & EPOLLOUT) && !(app & EPOLLET) && !(ev & EPOLLOUT) &&
+	       !(app & EPOLLEXCLUSIVE);     /* an exclusive one cannot be modified */
+	if (park != live->parked || (!ev && (app & EPOLLONESHOT))) {
+		struct epoll_event k = live->ev;
+		live->parked = park;
+		k.events = wait_kernel_events(live);
+		flp_real.epoll_ctl(live->epfd, EPOLL_CTL_MOD, live->fd, &k);
+		if (park && (ev = shm_prepare_wait(live->fd, s, app & 0xffff) & want))
+			return ev;      /* room came meanwhile: the edge is ours */
+	}
+	return ev;
 }
 
 /* Note what the app was told on registration reg of s. */
@@ -458,7 +645,15 @@ int wait_fix_epoll(int epfd, struct epoll_event *ev, int r)
 			ev[out++] = ev[k];
 			continue;
 		}
-		if (s->kind == SK_FAST) {
+		if (s->kind == SK_FAST && flp_shm(s)) {
+			struct sock_epreg *live = find_reg(s, reg.epfd, reg.fd);
+			ev[k].events = live ? shm_fix(s, live, ev[k].events) : 0;
+			/* the edge our re-registration at the switch made */
+			ev[k].events &= ~s->quiet;
+			s->quiet = 0;
+			if (live && ev[k].events)
+				live->seen |= ev[k].events;
+		} else if (s->kind == SK_FAST) {
 			/* quiet: the kernel's edge from our re-registration */
 			ev[k].events &= ~s->quiet;
 			s->quiet = 0;
