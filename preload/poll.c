@@ -49,3 +49,21 @@ FLP_EXPORT int pselect(int n, fd_set *rd, fd_set *wr, fd_set *ex,
 		return flp_real.pselect(n, rd, wr, ex, ts, mask);
 	return (int)flp_ret(r);
 }
+
+/* The fortified names: a check of the array's size, then the call. */
+extern void __chk_fail(void) __attribute__((noreturn));
+
+FLP_EXPORT int __poll_chk(struct pollfd *pfd, nfds_t n, int timeout, size_t len)
+{
+	if (len / sizeof(*pfd) < n)
+		__chk_fail();
+	return poll(pfd, n, timeout);
+}
+
+FLP_EXPORT int __ppoll_chk(struct pollfd *pfd, nfds_t n, const struct timespec *ts,
+			   const sigset_t *mask, size_t len)
+{
+	if (len / sizeof(*pfd) < n)
+		__chk_fail();
+	return ppoll(pfd, n, ts, mask);
+}

@@ -117,3 +117,51 @@ FLP_EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
 		return flp_rx(s, flp_real.readv(fd, iov, n), 0);
 	return flp_ret(io_recvmsg(fd, s, &m, 0));
 }
+
+/* The fortified names (-D_FORTIFY_SOURCE): the same calls after a check
+ * of the buffer's size, which fails as glibc's would. */
+extern void __chk_fail(void) __attribute__((noreturn));
+
+FLP_EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
+{
+	if (len > buflen)
+		__chk_fail();
+	return read(fd, buf, len);
+}
+
+FLP_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen,
+			      int flags)
+{
+	if (len > buflen)
+		__chk_fail();
+	return recv(fd, buf, len, flags);
+}
+
+FLP_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen,
+				  int flags, struct sockaddr *sa, socklen_t *sl)
+{
+	if (len > buflen)
+		__chk_fail();
+	return recvfrom(fd, buf, len, flags, sa, sl);
+}
+
+/* recvmmsg: one recvmsg per message on a socket of ours; after the first,
+ * only what is there (MSG_WAITFORONE is what a stream gives anyway). */
+FLP_EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags,
+			struct timespec *ts)
+{
+	struct flp_sock *s = flp_enter(fd);
+	unsigned i;
+
+	if (!flp_is_shm(s) && !flp_slow(s))
+		return flp_real.recvmmsg(fd, v, n, flags, ts);
+	for (i = 0; i < n; i++) {
+		ssize_t r = recvmsg(fd, &v[i].msg_hdr, i ? flags | MSG_DONTWAIT : flags);
+		if (r < 0)
+			return i ? (int)i : -1;
+		v[i].msg_len = (unsigned)r;
+		if (r == 0)
+			return (int)i + 1;
+	}
+	return (int)i;
+}

@@ -3,6 +3,7 @@
  * (plain TCP, or FAST over a UDS) goes straight to libc; FAST over rings
  * goes to shm.c.
  */
+#include <fcntl.h>
 #include "hook.h"
 
 /* One buffer to the rings of a shm socket. */
@@ -109,7 +110,34 @@ FLP_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count)
 	if (flp_slow(s))
 		conn_settle_fd(out, false);
 	s = fdt_get(out);
-	if (flp_is_shm(s))
+	/* a ring (FAST, or DRAIN: still reading the client's TCP bytes,
+	 * but sending on the ring) cannot take the kernel's sendfile */
+	if (flp_shm(s))
 		return flp_ret(shm_sendfile(out, s, in, off, count));
 	return flp_tx(s, flp_real.sendfile(out, in, off, count));
+}
+
+/* The same call under its large-file name (what nginx and Python call). */
+FLP_EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t count)
+{
+	_Static_assert(sizeof(off64_t) == sizeof(off_t), "off_t is 64-bit here");
+	return sendfile(out, in, (off_t *)off, count);
+}
+
+/* sendmmsg: one sendmsg per message on a socket of ours, as the kernel
+ * does (it stops at the first error, reporting what went before). */
+FLP_EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
+{
+	struct flp_sock *s = flp_enter(fd);
+	unsigned i;
+
+	if (!flp_is_shm(s) && !flp_slow(s))
+		return flp_real.sendmmsg(fd, v, n, flags);
+	for (i = 0; i < n; i++) {
+		ssize_t r = sendmsg(fd, &v[i].msg_hdr, flags);
+		if (r < 0)
+			return i ? (int)i : -1;
+		v[i].msg_len = (unsigned)r;
+	}
+	return (int)i;
 }

@@ -51,6 +51,7 @@ void flp_real_resolve(void)
 	R(fcntl); R(ioctl); R(getsockname); R(getpeername); R(getsockopt);
 	R(setsockopt); R(send); R(sendto); R(sendmsg); R(recv); R(recvfrom);
 	R(recvmsg); R(read); R(write); R(readv); R(writev); R(sendfile);
+	R(splice); R(sendmmsg); R(recvmmsg);
 	R(poll); R(ppoll); R(select); R(pselect); R(epoll_ctl);
 	R(epoll_wait); R(epoll_pwait); O(epoll_pwait2); R(fork); R(execve);
 	O(execveat); R(fexecve); R(execvpe);

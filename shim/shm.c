@@ -710,6 +710,11 @@ ssize_t shm_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 		    atomic_load(&c->shut_rd)) {
 			if (ring_avail(c->rx, c->ring) != 0)
 				continue;       /* written just before the shut */
+			FLP_DBG("fd %d: EOF (shut %d gone %d shut_rd %d) after %zu rx %llu/%llu tx %llu/%llu", fd,
+				(int)atomic_load(&c->rx->shut), (int)atomic_load(&c->peer_gone),
+				(int)atomic_load(&c->shut_rd), done,
+				(unsigned long long)c->rx->head, (unsigned long long)c->rx->tail,
+				(unsigned long long)c->tx->head, (unsigned long long)c->tx->tail);
 			ret = (ssize_t)done;
 			break;
 		}
@@ -829,6 +834,9 @@ void shm_last_close(int fd, struct flp_sock *s)
 
 	if (!c)
 		return;
+	FLP_DBG("fd %d: last close, tx %llu/%llu rx %llu/%llu", fd,
+		(unsigned long long)c->tx->head, (unsigned long long)c->tx->tail,
+		(unsigned long long)c->rx->head, (unsigned long long)c->rx->tail);
 	if (flp_real.getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &l) == 0 &&
 	    lg.l_onoff && lg.l_linger == 0) {
 		atomic_store(&c->h->side[c->me].reset, 1);
@@ -873,11 +881,10 @@ uint32_t shm_events(int fd, struct flp_sock *s, uint32_t kernel)
 
 	if (!c)
 		return POLLNVAL;
-	/* we never shut the UDS down: its HUP is the peer's last close (and
-	 * its error the reset a close with our bells unread leaves) */
-	(void)fd;
+	/* the kernel's word may be of another file (epoll reports a DRAIN
+	 * socket's hidden TCP with the app's data): look at ours */
 	if (kernel & (POLLHUP | POLLERR | POLLRDHUP))
-		atomic_store(&c->peer_gone, true);
+		drain(fd, c, true);
 	if (atomic_load(&c->broken) || peer_reset(c)) {
 		conn_put(c);
 		return POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM | POLLERR | POLLHUP | POLLRDHUP;

@@ -17,6 +17,8 @@
 # reported as a stat failure.
 . "$(dirname "$0")/lib.sh"
 fl_init stat
+# the transport the fast connections are expected on (auto: uds today)
+case $FL_TRANSPORT in shm) T=shm ;; *) T=uds ;; esac
 fl_need iperf3
 
 STAT_OUT=$FL_TMP/stat.out
@@ -77,25 +79,27 @@ scenario() {
     fl_check "listener on port $PORT owned by the server ($SPID)" \
         grep -qE "^ +[^ ]+:$PORT +$SPID +iperf3\$" "$STAT_OUT"
     # the two connections, both ends found, transport uds
-    n=$(conn_lines | awk '$1 == "uds"' | wc -l)
-    fl_check "2 uds connections joined client $CPID <-> server $SPID (found $n)" \
+    n=$(conn_lines | awk -v t="$T" '$1 == t' | wc -l)
+    fl_check "2 $T connections joined client $CPID <-> server $SPID (found $n)" \
         test "$n" = 2
-    n=$(conn_lines | awk '$1 != "uds"' | wc -l)
+    n=$(conn_lines | awk -v t="$T" '$1 != t' | wc -l)
     fl_check "no connection of the pair on another transport (found $n)" test "$n" = 0
     # bytes: the data connection streams, the control one talks both ways
     fl_check "data connection: > 1 MiB client to server" \
         test -n "$(conn_lines | awk '$6 > 1048576')"
     fl_check "control connection: bytes both ways" \
         test -n "$(conn_lines | awk '$6 > 0 && $7 > 0')"
-    # summary: 2 connections x 2 ends decided uds, all 4 live
-    n=$(printf '%s\n' "$sum" | awk '$1 == "uds" && NF == 2 { print $2 }')
-    fl_check "--summary counts >= 4 uds decisions (found ${n:-none})" test "${n:-0}" -ge 4
-    fl_check "--summary shows 4 live uds connection ends" \
-        grep -qE '^Live connection ends: 4 uds=4,' <<< "$sum"
-    # per process: both iperf3 processes with 2 live, 2 uds each
+    # summary: 2 connections x 2 ends decided $T, all 4 live
+    n=$(printf '%s\n' "$sum" | awk -v t="$T" '$1 == t && NF == 2 { print $2 }')
+    fl_check "--summary counts >= 4 $T decisions (found ${n:-none})" test "${n:-0}" -ge 4
+    fl_check "--summary shows 4 live $T connection ends" \
+        grep -qE "^Live connection ends: 4 $T=4," <<< "$sum"
+    # per process: both iperf3 processes with 2 live, 2 $T each (the
+    # columns after LIVE and UNLISTED: uds, shm, tcp)
+    if [ "$T" = shm ]; then cols="2 +0 +0 +2 "; else cols="2 +0 +2 "; fi
     for p in "$SPID" "$CPID"; do
-        fl_check "--summary -p: process $p with 2 live connections, 2 uds" \
-            grep -qE "^ +$p +iperf3 +2 +0 +2 " <<< "$sump"
+        fl_check "--summary -p: process $p with 2 live connections, 2 $T" \
+            grep -qE "^ +$p +iperf3 +$cols" <<< "$sump"
     done
     # and after the run the processes removed their files
     out=$(ls "$FASTLOOP_DIR" | grep '^p-')
