@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # bench/demo.sh — `make demo`: see fastloop work in under two minutes.
 #
-# Runs iperf3 (-l 128K) and sockperf ping-pong (64 B) three ways:
+# Runs iperf3 (-l 128K) and sockperf ping-pong (64 B) four ways:
 #   plain      neither end preloaded: loopback TCP
-#   preloaded  both ends run under bin/fastloop (FASTLOOP_TRANSPORT=uds):
-#              the log must say transport=uds and TcpOutSegs barely moves
+#   shm        both ends run under bin/fastloop (the default transport:
+#              shared-memory rings): the log must say transport=shm and
+#              TcpOutSegs barely moves
+#   uds        the same with --transport uds (the Unix socket carries the
+#              bytes): transport=uds
 #   mixed      server preloaded, client plain: must stay TCP, and the log
 #              must say transport=tcp (with its reason)
 # then prints a compact A/B table with ratios against plain TCP.
@@ -32,7 +35,7 @@ TMP=$(mktemp -d /tmp/fastloop-demo.XXXXXX) || exit 2
 trap 'stop_all_servers; rm -rf "$TMP"' EXIT
 trap 'echo "demo: interrupted" >&2; exit 130' INT TERM
 
-FL=("$ROOT/bin/fastloop" run --transport uds --log info)
+FL=("$ROOT/bin/fastloop" run --log info)
 BAD=0
 declare -A R=()   # way,metric -> value
 
@@ -40,7 +43,8 @@ declare -A R=()   # way,metric -> value
 prefix() {
     PFX=()
     case $1/$2 in
-        preloaded/*|mixed/server) PFX=("${FL[@]}" --log-file "$3" --) ;;
+        shm/*|mixed/server) PFX=("${FL[@]}" --transport shm --log-file "$3" --) ;;
+        uds/*) PFX=("${FL[@]}" --transport uds --log-file "$3" --) ;;
     esac
 }
 
@@ -85,28 +89,30 @@ run_way() {
     fi
     stop_all_servers
 
-    local uds tcp
-    uds=$(cat "$slog" "$clog" | grep -c 'transport=uds')
+    local fast other tcp
     tcp=$(cat "$slog" "$clog" | grep -c 'transport=tcp')
     case $way in
-        preloaded)
-            echo "   log: $uds connection line(s) with transport=uds, $tcp with transport=tcp"
+        shm|uds)
+            fast=$(cat "$slog" "$clog" | grep -c "transport=$way")
+            other=$(cat "$slog" "$clog" | grep -cE 'transport=(uds|shm)' | awk -v f="$fast" '{ print $1 - f }')
+            echo "   log: $fast connection line(s) with transport=$way, $other on another fast transport, $tcp with transport=tcp"
             grep -h -m 2 'transport=' "$slog" "$clog" | sed 's/^/     /'
-            if [ "$uds" -eq 0 ] || [ "$tcp" -gt 0 ]; then
-                echo "   EXPECTED every connection on transport=uds"
+            if [ "$fast" -eq 0 ] || [ "$tcp" -gt 0 ] || [ "$other" -gt 0 ]; then
+                echo "   EXPECTED every connection on transport=$way"
                 BAD=1
             fi ;;
         mixed)
-            echo "   log (server side): $tcp connection line(s) with transport=tcp, $uds with transport=uds"
+            fast=$(cat "$slog" "$clog" | grep -cE 'transport=(uds|shm)')
+            echo "   log (server side): $tcp connection line(s) with transport=tcp, $fast on a fast transport"
             grep -h -m 2 'transport=' "$slog" | sed 's/^/     /'
-            if [ "$tcp" -eq 0 ] || [ "$uds" -gt 0 ]; then
+            if [ "$tcp" -eq 0 ] || [ "$fast" -gt 0 ]; then
                 echo "   EXPECTED the mixed pair to stay TCP and say transport=tcp"
                 BAD=1
             fi ;;
     esac
 }
 
-for way in plain preloaded mixed; do
+for way in plain shm uds mixed; do
     run_way "$way"
 done
 
@@ -117,7 +123,7 @@ echo
 echo "== A/B ($DUR s per run; loopback; one run each, so expect noise)"
 printf '%-10s %12s %8s %10s %10s %8s %10s %8s %10s\n' \
     way "iperf3 Mb/s" ratio "TCP segs" "pp avg µs" ratio "pp p99 µs" ratio "TCP segs"
-for way in plain preloaded mixed; do
+for way in plain shm uds mixed; do
     printf '%-10s %12s %8s %10s %10s %8s %10s %8s %10s\n' "$way" \
         "${R[$way,i3]:--}" "$(ratio "${R[$way,i3]:-}" "${R[plain,i3]:-}")" "${R[$way,i3segs]:--}" \
         "${R[$way,avg]:--}" "$(ratio "${R[$way,avg]:-}" "${R[plain,avg]:-}")" \

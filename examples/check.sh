@@ -5,7 +5,7 @@
 #   echo, both preloaded   echo-client and echo-server with the library:
 #                          the checksum matches, and the log has exactly one
 #                          client and one server line for the connection,
-#                          both transport=uds, naming the same client port
+#                          both transport=shm (the default), naming the same client port
 #   echo, server only      the client without the library: the checksum
 #                          still matches, the server logs transport=tcp
 #                          reason=peer-not-preloaded, the client nothing
@@ -148,14 +148,14 @@ check_echo_both() {
     stop_server             # every line is in the log now
     cl=$(grep -E " conn client [^ ]+->127\.0\.0\.1:$PORT " "$log")
     sl=$(grep -E " conn server 127\.0\.0\.1:$PORT<-" "$log")
-    cport=$(printf '%s\n' "$cl" | sed -nE "s/^fastloop\[[0-9]+\] conn client 127\.0\.0\.1:([0-9]+)->127\.0\.0\.1:$PORT transport=uds$/\1/p")
-    sport=$(printf '%s\n' "$sl" | sed -nE "s/^fastloop\[[0-9]+\] conn server 127\.0\.0\.1:$PORT<-127\.0\.0\.1:([0-9]+) transport=uds$/\1/p")
+    cport=$(printf '%s\n' "$cl" | sed -nE "s/^fastloop\[[0-9]+\] conn client 127\.0\.0\.1:([0-9]+)->127\.0\.0\.1:$PORT transport=shm$/\1/p")
+    sport=$(printf '%s\n' "$sl" | sed -nE "s/^fastloop\[[0-9]+\] conn server 127\.0\.0\.1:$PORT<-127\.0\.0\.1:([0-9]+) transport=shm$/\1/p")
     served=$(served_port)
     if [ "$(printf '%s\n' "$cl" | grep -c .)" = 1 ] && [ "$(printf '%s\n' "$sl" | grep -c .)" = 1 ] &&
        [ -n "$cport" ] && [ "$cport" = "$sport" ] && [ "$cport" = "$served" ]; then
-        pass "$LABEL: log: client and server transport=uds for 127.0.0.1:$cport->127.0.0.1:$PORT"
+        pass "$LABEL: log: client and server transport=shm for 127.0.0.1:$cport->127.0.0.1:$PORT"
     else
-        fail "$LABEL: expected one client and one server line with transport=uds for the client port echo-server saw (${served:-none})"
+        fail "$LABEL: expected one client and one server line with transport=shm for the client port echo-server saw (${served:-none})"
         show "$log"
         show "$TMP/$PHASE.server.out"
     fi

@@ -59,8 +59,10 @@ check-integ: $(LIB) $(INTEG_BIN)
 netperf:
 	@BUILD=$(BUILD) scripts/build-netperf; r=$$?; [ $$r = 0 ] || [ $$r = 77 ]
 
+# every program on both transports: rings (shm) and the UDS
 check-interop: $(LIB) netperf
-	LIB=$(CURDIR)/$(LIB) selftest/interop/run-all.sh
+	LIB=$(CURDIR)/$(LIB) FASTLOOP_TRANSPORT=shm selftest/interop/run-all.sh
+	LIB=$(CURDIR)/$(LIB) FASTLOOP_TRANSPORT=uds selftest/interop/run-all.sh
 
 check: deps
 	@$(MAKE) --no-print-directory all

@@ -412,7 +412,7 @@ int io_ioctl(int fd, struct flp_sock *s, unsigned long req, void *arg)
  * only doorbells, and EOF when the peer's last reference goes. */
 static inline bool flp_want_shm(void)
 {
-	return flp_cfg.transport == FLP_TR_SHM;
+	return flp_cfg.transport == FLP_TR_SHM || flp_cfg.transport == FLP_TR_AUTO;
 }
 
 static inline struct shm_conn *flp_shm(struct flp_sock *s)

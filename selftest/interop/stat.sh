@@ -17,8 +17,8 @@
 # reported as a stat failure.
 . "$(dirname "$0")/lib.sh"
 fl_init stat
-# the transport the fast connections are expected on (auto: uds today)
-case $FL_TRANSPORT in shm) T=shm ;; *) T=uds ;; esac
+# the transport the fast connections are expected on (auto: shm)
+case $FL_TRANSPORT in uds) T=uds ;; *) T=shm ;; esac
 fl_need iperf3
 
 STAT_OUT=$FL_TMP/stat.out
