@@ -298,6 +298,9 @@ struct sock_epreg {
 	bool parked;            /* shm, level-triggered EPOLLOUT on a full
 				 * ring: registered without it until the
 				 * reader's bell (wait.c) */
+	bool owed;              /* shm: epoll's spin found data it could not
+				 * report (its bell was off): report it next */
+	bool looking;           /* shm: epoll's spin has its bell off */
 };
 
 struct sock_opt {
@@ -438,6 +441,7 @@ uint32_t shm_prepare_wait(int fd, struct flp_sock *s, uint32_t want)
 	FLP_HIDDEN;
 void shm_note_et(struct flp_sock *s, bool et) FLP_HIDDEN;
 void shm_room_told(struct flp_sock *s) FLP_HIDDEN;
+bool shm_rx_look(struct flp_sock *s, bool looking) FLP_HIDDEN;
 int shm_memfd(struct flp_sock *s) FLP_HIDDEN;
 int shm_adopt_memfd(struct flp_sock *s, int memfd) FLP_HIDDEN;
 void shm_after_fork_child(void) FLP_HIDDEN;

@@ -923,6 +923,30 @@ uint32_t shm_prepare_wait(int fd, struct flp_sock *s, uint32_t want)
 	return shm_events(fd, s, 0) & (want | POLLERR | POLLHUP | POLLNVAL);
 }
 
+/*
+ * epoll's spin (wait.c) looks at rx itself: looking, writers need not bell
+ * (saving a system call on each side per message); done looking, arm again.
+ * Returns whether rx has something for a reader (data, EOF, an error),
+ * looked at after the change.
+ */
+bool shm_rx_look(struct flp_sock *s, bool looking)
+{
+	struct shm_conn *c = conn_get(s);
+	bool r;
+
+	if (!c)
+		return false;
+	if (looking) {
+		if (atomic_load_explicit(&c->rx->armed, memory_order_relaxed))
+			atomic_store(&c->rx->armed, 0);
+	} else {
+		atomic_store(&c->rx->armed, 1);         /* then look: a fence */
+	}
+	r = rx_ready(c);
+	conn_put(c);
+	return r;
+}
+
 /* The app was told the socket is writable (or no one here waits for
  * that): bells for room may be dropped again. */
 void shm_room_told(struct flp_sock *s)

@@ -701,55 +701,101 @@ int wait_fix_epoll(int epfd, struct epoll_event *ev, int r)
 	return out;
 }
 
-/* Look at the rings of the shm sockets registered in epfd for reading:
- * 1 one has something (its bell makes the kernel's event), 0 none has,
- * -1 there is none to look at. */
-static int shm_epoll_look(int epfd)
+/* Is data (epoll_data) among the n events of ev? */
+static bool has_event(const struct epoll_event *ev, int n, epoll_data_t data)
 {
-	int r = -1;
+	for (int i = 0; i < n; i++)
+		if (ev[i].data.u64 == data.u64)
+			return true;
+	return false;
+}
+
+/*
+ * One look at the rings of the shm sockets registered in epfd for
+ * reading, adding events to ev[*n..max) as the kernel would after a bell.
+ * first: turn their bells off (we look), except an edge-triggered one
+ * whose ring already had data (no new edge: the kernel's word stands,
+ * unless we owe it one); done: turn them on again.  One-shot and
+ * exclusive registrations are left to the kernel.  A ready registration
+ * that does not fit is owed.  Returns false if there is nothing to look
+ * at.
+ */
+static bool shm_epoll_look(int epfd, struct epoll_event *ev, int *n, int max,
+			   bool first, bool done)
+{
+	bool have = false;
 
 	pthread_mutex_lock(&flp_mu);
-	for (struct flp_sock *s = conn_pending_first(); s && r < 1; s = s->pend_next) {
+	for (struct flp_sock *s = conn_pending_first(); s; s = s->pend_next) {
 		if (s->kind != SK_FAST || !flp_shm(s))
 			continue;
 		for (int i = 0; i < s->nep; i++) {
-			if (s->ep[i].epfd != epfd || !(s->ep[i].ev.events & EPOLLIN))
+			struct sock_epreg *g = &s->ep[i];
+			uint32_t app = g->ev.events, e;
+			if (g->epfd != epfd || !(app & EPOLLIN) ||
+			    (app & (EPOLLONESHOT | EPOLLEXCLUSIVE)))
 				continue;
-			r = (shm_events(s->ep[i].fd, s, 0) & POLLIN) ? 1 : 0;
-			break;
+			have = true;
+			if (first)
+				g->looking = !((app & EPOLLET) && !g->owed && shm_rx_look(s, false));
+			if (!g->looking)
+				continue;       /* bells stay on for it */
+			if (done)
+				g->looking = false;
+			if (!shm_rx_look(s, !done))
+				continue;
+			e = shm_events(g->fd, s, 0) & (app | EPOLLERR | EPOLLHUP) &
+			    ~(uint32_t)EPOLLOUT;
+			if (!e || has_event(ev, *n, g->ev.data))
+				continue;
+			if (*n >= max) {
+				g->owed = true;
+				continue;
+			}
+			g->owed = false;
+			ev[*n].events = e;
+			ev[(*n)++].data = g->ev.data;
+			g->seen |= e;
 		}
 	}
 	pthread_mutex_unlock(&flp_mu);
-	return r;
+	return have;
 }
 
 /*
  * Before sleeping in epoll_wait over shm sockets: spin up to spin_us
- * looking at their rings (a sleeping reader costs the writer's bell a
- * ~20 us wakeup), yielding the CPU so a peer on our core runs.  When one
- * has data its bell is (about to be) in the kernel: collect the events.
- * Returns the events, 0 (sleep), or -errno.
+ * looking at their rings with their bells off (a sleeping reader makes
+ * every bell a ~20 us wakeup, and a bell costs a system call on each
+ * side), and at the kernel's events every few looks; yield the CPU so a
+ * peer on our core runs.  Bells are on again before we go, and what came
+ * while they were off is told.  Returns the events, 0 (sleep), or -errno.
  */
 static int shm_epoll_spin(int epfd, struct epoll_event *ev, int max, const sigset_t *mask)
 {
 	uint64_t t0 = flp_now_us();
-	int r;
+	int n = 0;
 
-	for (unsigned k = 0;; k++) {
-		int look = shm_epoll_look(epfd);
-		if (look < 0)
-			return 0;
-		if (look > 0) {
-			r = flp_real.epoll_pwait(epfd, ev, max, 0, mask);
-			if (r < 0)
-				return -errno;
-			if (r > 0 && (r = wait_fix_epoll(epfd, ev, r)) > 0)
-				return r;
+	for (unsigned k = 0; n == 0; k++) {
+		if (!shm_epoll_look(epfd, ev, &n, max, k == 0, false))
+			return 0;       /* no shm socket here: turned nothing off */
+		if (n == 0 && (k & 7) == 7) {
+			int r = flp_real.epoll_pwait(epfd, ev, max, 0, mask);
+			if (r < 0) {
+				n = -errno;
+				break;
+			}
+			if (r > 0)
+				n = wait_fix_epoll(epfd, ev, r);
+			if (n == 0)
+				sched_yield();
 		}
-		if (flp_now_us() - t0 >= (uint64_t)flp_cfg.spin_us)
-			return 0;
-		if ((k & 7) == 7)
-			sched_yield();
+		if (n == 0 && flp_now_us() - t0 >= (uint64_t)flp_cfg.spin_us)
+			break;
+	}
+	{
+		int m = n > 0 ? n : 0;
+		shm_epoll_look(epfd, ev, &m, max, false, true);
+		return n < 0 && m == 0 ? n : m;
 	}
 }
 
