@@ -763,14 +763,15 @@ static bool shm_epoll_look(int epfd, struct epoll_event *ev, int *n, int max,
 }
 
 /*
- * Before sleeping in epoll_wait over shm sockets: spin up to spin_us
+ * Before sleeping in epoll_wait over shm sockets: spin (if spin) up to spin_us
  * looking at their rings with their bells off (a sleeping reader makes
  * every bell a ~20 us wakeup, and a bell costs a system call on each
  * side), and at the kernel's events every few looks; yield the CPU so a
  * peer on our core runs.  Bells are on again before we go, and what came
  * while they were off is told.  Returns the events, 0 (sleep), or -errno.
  */
-static int shm_epoll_spin(int epfd, struct epoll_event *ev, int max, const sigset_t *mask)
+static int shm_epoll_spin(int epfd, struct epoll_event *ev, int max, const sigset_t *mask,
+			  bool spin)
 {
 	uint64_t t0 = flp_now_us();
 	int n = 0;
@@ -789,7 +790,7 @@ static int shm_epoll_spin(int epfd, struct epoll_event *ev, int max, const sigse
 			if (n == 0)
 				sched_yield();
 		}
-		if (n == 0 && flp_now_us() - t0 >= (uint64_t)flp_cfg.spin_us)
+		if (n == 0 && (!spin || flp_now_us() - t0 >= (uint64_t)flp_cfg.spin_us))
 			break;
 	}
 	{
@@ -815,15 +816,21 @@ int wait_epoll(int epfd, struct epoll_event *ev, int max, long long timeout_ns,
 		/* a pending client here: ready events first, then spin for the
 		 * adoption, then sleep; an event loop with other connections
 		 * ready must not wait for our spin */
-		if (flp_ep_pending && timeout_ns != 0) {
+		if (flp_ep_pending) {
 			r = flp_real.epoll_pwait(epfd, ev, max, 0, mask);
 			if (r < 0)
 				return -errno;
 			if (r > 0 && (r = wait_fix_epoll(epfd, ev, r)) > 0)
 				return r;
-			conn_spin_take(epfd, -1);
-			if (flp_cfg.spin_us && (r = shm_epoll_spin(epfd, ev, max, mask)) != 0)
+			if (timeout_ns != 0)
+				conn_spin_take(epfd, -1);
+			/* rings: a reader that spun left its bell off, so data
+			 * may be there without one; at least one look, also for
+			 * a zero timeout (no spin then) */
+			if ((r = shm_epoll_spin(epfd, ev, max, mask, timeout_ns != 0)) != 0)
 				return r;
+			if (timeout_ns == 0)
+				return 0;
 		}
 
 		if (timeout_ns > 0) {
