@@ -734,6 +734,12 @@ static int swap_in(struct flp_sock *s, int newfd, bool new_nonblock)
 		}
 	}
 	flp_real.close(newfd);
+	if (flp_shm(s)) {
+		bool et = false;
+		for (int k = 0; k < s->nep; k++)
+			et |= (s->ep[k].ev.events & EPOLLET) != 0;
+		shm_note_et(s, et);
+	}
 	return 0;
 }
 
