@@ -47,6 +47,7 @@ int main(void)
 	srunner_add_suite(sr, fdt_suite());
 	srunner_add_suite(sr, addr_suite());
 	srunner_add_suite(sr, stat_suite());
+	srunner_add_suite(sr, ring_suite());
 	if (tap && *tap)
 		srunner_set_tap(sr, tap);
 

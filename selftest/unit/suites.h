@@ -22,6 +22,7 @@ Suite *claim_suite(void);
 Suite *fdt_suite(void);
 Suite *addr_suite(void);
 Suite *stat_suite(void);
+Suite *ring_suite(void);
 
 /* The runner's root for test directories: made first, removed last. */
 int tu_root_init(void);
