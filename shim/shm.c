@@ -365,6 +365,18 @@ static void corrupt(struct shm_conn *c, const char *what)
 		FLP_ERR("shared-memory segment: %s; resetting the connection", what);
 }
 
+/* Writes up to this size are atomic (PIPE_BUF's size). */
+#define ATOMIC_WRITE 4096
+
+/* Writable, for poll: room for an atomic write, so that a write after
+ * POLLOUT never finds EAGAIN (a level-triggered loop would spin). */
+static bool tx_writable(struct shm_conn *c)
+{
+	int64_t r = ring_room(c->tx, c->ring);
+
+	return r < 0 || r >= ATOMIC_WRITE;
+}
+
 /* Is there something for a reader of c: data, EOF or an error? */
 static bool rx_ready(struct shm_conn *c)
 {
@@ -392,7 +404,7 @@ static void drain(int fd, struct shm_conn *c, bool force)
 	atomic_thread_fence(memory_order_seq_cst);      /* count, then look */
 	if (n > (1u << 20))
 		n = 1u << 20;   /* untrusted: the socket's own bound applies */
-	if (n && (rx_ready(c) || (atomic_load(&c->tx_waiting) && ring_room(c->tx, c->ring) != 0)))
+	if (n && (rx_ready(c) || (atomic_load(&c->tx_waiting) && tx_writable(c))))
 		return;
 	while (n) {
 		ssize_t r = flp_real.recv(fd, buf, n < sizeof(buf) ? n : sizeof(buf), MSG_DONTWAIT);
@@ -488,6 +500,14 @@ static void epipe(int flags)
 		raise(SIGPIPE);
 }
 
+/* Room for need bytes in tx (or impossible indices: the put reports). */
+static bool has_room(struct shm_conn *c, size_t need)
+{
+	int64_t r = ring_room(c->tx, c->ring);
+
+	return r < 0 || (size_t)r >= need;
+}
+
 static int sndtimeo_ms(int fd)
 {
 	struct timeval tv = { 0, 0 };
@@ -507,7 +527,7 @@ static int sndtimeo_ms(int fd)
 ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flags)
 {
 	struct shm_conn *c = conn_get(s);
-	size_t total, done = 0;
+	size_t total, done = 0, need;
 	uint64_t deadline = 0;
 	ssize_t ret;
 	int nb = -1;
@@ -519,6 +539,7 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 		return -EOPNOTSUPP;
 	}
 	total = iov_total(m->msg_iov, m->msg_iovlen);
+	need = total <= ATOMIC_WRITE ? total : 1;
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		size_t n;
@@ -537,7 +558,15 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 			break;
 		}
 		lock_dir(&c->txmu, &c->tx->wlock);
-		n = ring_put(c->tx, c->txb, c->ring, m->msg_iov, m->msg_iovlen, done, total - done);
+		/* a small write goes in whole or not at all, as into a pipe:
+		 * writers sharing the socket (threads, forked workers) never
+		 * interleave inside one (TCP gives no such promise, but
+		 * mostly behaves so) */
+		if (total <= ATOMIC_WRITE && (size_t)ring_room(c->tx, c->ring) < total &&
+		    ring_room(c->tx, c->ring) >= 0)
+			n = 0;
+		else
+			n = ring_put(c->tx, c->txb, c->ring, m->msg_iov, m->msg_iovlen, done, total - done);
 		unlock_dir(&c->txmu, &c->tx->wlock);
 		if (n == SIZE_MAX) {
 			corrupt(c, "impossible indices in the send ring");
@@ -562,14 +591,13 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 			/* the reader's next take bells us: that EPOLLIN also
 			 * wakes an EPOLLOUT waiter (wait.c) */
 			want_room(c);
-			if (ring_room(c->tx, c->ring) != 0)
+			if (has_room(c, need))
 				continue;
 			ret = -EAGAIN;
 			break;
 		}
-		SPIN_UNTIL(ring_room(c->tx, c->ring) != 0 || peer_reset(c) ||
-			   atomic_load(&c->peer_gone));
-		if (ring_room(c->tx, c->ring) != 0)
+		SPIN_UNTIL(has_room(c, need) || peer_reset(c) || atomic_load(&c->peer_gone));
+		if (has_room(c, need))
 			continue;
 		/* sleep on the fd for the reader's bell or the peer's close.
 		 * Bells for our own unread data would wake us at once: they
@@ -577,10 +605,10 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 		 * to it bells again), else we nap.  Room is looked at after
 		 * every step that could have eaten the reader's bell. */
 		want_room(c);
-		if (ring_room(c->tx, c->ring) != 0)
+		if (has_room(c, need))
 			continue;
 		arm_rx(fd, c, false);
-		if (ring_room(c->tx, c->ring) != 0)
+		if (has_room(c, need))
 			continue;
 		if (!deadline && (r = sndtimeo_ms(fd)) >= 0)
 			deadline = flp_now_us() + (uint64_t)r * 1000 + 1;
@@ -600,7 +628,7 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 		}
 		if (p.revents & (POLLHUP | POLLERR))
 			atomic_store(&c->peer_gone, true);
-		if (deadline && flp_now_us() >= deadline && ring_room(c->tx, c->ring) == 0) {
+		if (deadline && flp_now_us() >= deadline && !has_room(c, need)) {
 			ret = done ? (ssize_t)done : -EAGAIN;
 			break;
 		}
@@ -894,7 +922,7 @@ uint32_t shm_events(int fd, struct flp_sock *s, uint32_t kernel)
 		ev |= POLLIN | POLLRDNORM;
 	if (rdhup)
 		ev |= POLLRDHUP;
-	if (ring_room(c->tx, c->ring) != 0 || atomic_load(&c->shut_wr) || atomic_load(&c->peer_gone))
+	if (tx_writable(c) || atomic_load(&c->shut_wr) || atomic_load(&c->peer_gone))
 		ev |= POLLOUT | POLLWRNORM;
 	if (rdhup && atomic_load(&c->shut_wr))
 		ev |= POLLHUP;
@@ -915,7 +943,7 @@ uint32_t shm_prepare_wait(int fd, struct flp_sock *s, uint32_t want)
 		return POLLNVAL;
 	if (want & (POLLIN | POLLRDNORM | POLLRDHUP))
 		arm_rx(fd, c, true);
-	if ((want & (POLLOUT | POLLWRNORM)) && ring_room(c->tx, c->ring) == 0) {
+	if ((want & (POLLOUT | POLLWRNORM)) && !tx_writable(c)) {
 		want_room(c);
 		drain(fd, c, false);
 	}
