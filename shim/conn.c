@@ -798,8 +798,11 @@ static void stat_open(struct flp_sock *s)
  */
 static void reset_conn(struct flp_sock *s, int err)
 {
-	FLP_ERR("switch to the fast channel failed: %s; resetting the connection",
-		strerror(err));
+	if (err == ECONNRESET)  /* the peer died mid-switch: not our error */
+		FLP_INFO("the peer went away during the switch; resetting the connection");
+	else
+		FLP_ERR("switch to the fast channel failed: %s; resetting the connection",
+			strerror(err));
 	for (int i = 0; i < s->nfds; i++)
 		flp_real.shutdown(s->fds[i], SHUT_RDWR);
 	to_tcp(s, "error-switch");

@@ -222,6 +222,8 @@ int shm_take(struct flp_sock *s, int u)
 	if (!flp_want_shm())
 		return 0;
 	r = flp_real.recvmsg(u, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (r == 0 || (r < 0 && errno == ECONNRESET))
+		return -ECONNRESET;     /* the server died while adopting */
 	if (r != 1)
 		return r < 0 ? -errno : -EPROTO;
 	for (cmh = CMSG_FIRSTHDR(&m); cmh; cmh = CMSG_NXTHDR(&m, cmh))
