@@ -23,7 +23,7 @@ cases=("$@")
 if [ ${#cases[@]} -eq 0 ]; then
     cases=($("$bin" 2>&1 | sed -n 's/.*cases://p'))
 fi
-ONE_CPU_CASES="echo bothwrite poll epoll-et nbconnect server-first prefork many threads write-close unsent epoll-et-edge epoll-preconnect kill9"
+ONE_CPU_CASES="echo bothwrite poll epoll-et nbconnect server-first prefork many threads write-close unsent epoll-et-edge epoll-preconnect kill9 shared-writers"
 pass=0 fail=0 skip=0
 work=$(mktemp -d /tmp/flp-integ.XXXXXX)
 trap 'rm -rf "$work"' EXIT
