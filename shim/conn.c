@@ -112,7 +112,7 @@ void conn_watch(struct flp_sock *s)
 		/* nothing to carry or fix any more: the kernel's
 		 * registrations are the app's own */
 		s->nep = 0;
-		s->quiet = 0;
+		__atomic_store_n(&s->quiet, 0, __ATOMIC_RELAXED);
 	}
 }
 
@@ -130,7 +130,7 @@ void conn_unquiet(struct flp_sock *s)
 {
 	pthread_mutex_lock(&flp_mu);
 	if (s->quiet) {
-		s->quiet = 0;
+		__atomic_store_n(&s->quiet, 0, __ATOMIC_RELAXED);
 		conn_watch(s);
 	}
 	pthread_mutex_unlock(&flp_mu);
@@ -701,7 +701,7 @@ static int swap_in(struct flp_sock *s, int newfd, bool new_nonblock)
 	emu_capture(s->fds[0], s);
 	conn_copy_opts(s->fds[0], newfd, hint);
 	copy_file_flags(s, newfd, new_nonblock);
-	s->quiet = 0;
+	__atomic_store_n(&s->quiet, 0, __ATOMIC_RELAXED);
 	for (int i = 0; i < s->nfds; i++) {
 		int n = s->fds[i];
 		int fdfl = s->fresh ? ((s->acc_flags & SOCK_CLOEXEC) ? FD_CLOEXEC : 0)
@@ -723,7 +723,7 @@ static int swap_in(struct flp_sock *s, int newfd, bool new_nonblock)
 			if ((ev.events & EPOLLONESHOT) && s->ep[k].seen)
 				ev.events &= EPOLLONESHOT | EPOLLET;
 			else if (ev.events & EPOLLET)
-				s->quiet |= s->ep[k].seen;
+				__atomic_fetch_or(&s->quiet, s->ep[k].seen, __ATOMIC_RELAXED);
 			if (flp_shm(s)) {
 				struct sock_epreg r = s->ep[k];
 				r.ev.events = ev.events;

@@ -500,7 +500,7 @@ int wait_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	int r;
 
 	s = fdt_get(fd);
-	if (s && sock_kind(s) == SK_FAST && s->quiet)
+	if (s && sock_kind(s) == SK_FAST && __atomic_load_n(&s->quiet, __ATOMIC_RELAXED))
 		conn_unquiet(s);
 	if (!s && (fdt_hint(fd) & (FDT_HINT_TCP | FDT_HINT_DECIDED)) == FDT_HINT_TCP &&
 	    flp_cfg.transport != FLP_TR_OFF) {
@@ -650,13 +650,13 @@ int wait_fix_epoll(int epfd, struct epoll_event *ev, int r)
 			ev[k].events = live ? shm_fix(s, live, ev[k].events) : 0;
 			/* the edge our re-registration at the switch made */
 			ev[k].events &= ~s->quiet;
-			s->quiet = 0;
+			__atomic_store_n(&s->quiet, 0, __ATOMIC_RELAXED);
 			if (live && ev[k].events)
 				live->seen |= ev[k].events;
 		} else if (s->kind == SK_FAST) {
 			/* quiet: the kernel's edge from our re-registration */
 			ev[k].events &= ~s->quiet;
-			s->quiet = 0;
+			__atomic_store_n(&s->quiet, 0, __ATOMIC_RELAXED);
 			conn_watch(s);
 		} else if (s->kind == SK_DRAIN) {
 			conn_settle(reg.fd, s, false);
@@ -674,7 +674,7 @@ int wait_fix_epoll(int epfd, struct epoll_event *ev, int r)
 				 * the kernel's edge for the new registration
 				 * must not tell again */
 				if ((reg.ev.events & EPOLLET) && s->kind == SK_FAST) {
-					s->quiet |= ev[k].events | reg.seen;
+					__atomic_fetch_or(&s->quiet, ev[k].events | reg.seen, __ATOMIC_RELAXED);
 					ev[k].events &= ~reg.seen;
 					conn_watch(s);
 				}
