@@ -619,9 +619,9 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 			continue;
 		/* sleep on the fd for the reader's bell or the peer's close.
 		 * Bells for our own unread data would wake us at once: they
-		 * are dropped when our rx ring is empty (then the next write
-		 * to it bells again), else we nap.  Room is looked at after
-		 * every step that could have eaten the reader's bell. */
+		 * are dropped when there is nothing for our reader (then the
+		 * next write to it bells again), else we nap.  Room is looked
+		 * at after every step that could have eaten the reader's bell. */
 		want_room(c);
 		if (has_room(c, need))
 			continue;
@@ -630,7 +630,9 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 			continue;
 		if (!deadline && (r = sndtimeo_ms(fd)) >= 0)
 			deadline = flp_now_us() + (uint64_t)r * 1000 + 1;
-		if (ring_avail(c->rx, c->ring) != 0) {
+		if (rx_ready(c)) {
+			/* our fd is readable for our reader's sake (data, or
+			 * the peer's shutdown): poll would not sleep */
 			struct timespec ts = { 0, 200000 };
 			nanosleep(&ts, NULL);
 			r = 0;
