@@ -795,8 +795,6 @@ ssize_t shm_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 		free(base);
 	if (ret > 0 && !peek)
 		stat_add_rx(s->st, ret);
-	if (trunc && ret > 0)
-		m->msg_flags |= MSG_TRUNC;
 	conn_put(c);
 	return ret;
 }
