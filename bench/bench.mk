@@ -12,7 +12,8 @@
 BENCH_DIR    := build/bench
 BENCH_CFLAGS := -O2 -Wall -Wextra -Werror -std=gnu11
 BENCH_COMMON := bench/micro/xfer_common.c bench/micro/xfer.h
-BENCH_PROGS  := $(BENCH_DIR)/xfer_tcp $(BENCH_DIR)/xfer_ipc $(BENCH_DIR)/crr
+BENCH_PROGS  := $(BENCH_DIR)/xfer_tcp $(BENCH_DIR)/xfer_ipc $(BENCH_DIR)/crr \
+                $(BENCH_DIR)/conns
 
 .PHONY: bench bench-quick bench-smoke bench-progs demo demo-deps
 
@@ -29,6 +30,9 @@ $(BENCH_DIR)/xfer_ipc: bench/micro/xfer_ipc.c bench/micro/ring.c bench/micro/rin
 
 $(BENCH_DIR)/crr: bench/micro/crr.c | $(BENCH_DIR)
 	$(CC) $(BENCH_CFLAGS) -o $@ bench/micro/crr.c
+
+$(BENCH_DIR)/conns: bench/micro/conns.c | $(BENCH_DIR)
+	$(CC) $(BENCH_CFLAGS) -pthread -o $@ bench/micro/conns.c
 
 bench: $(LIB) $(BENCH_PROGS)
 	bench/run.sh --full

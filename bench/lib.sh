@@ -9,6 +9,8 @@ LIB=${LIB:-$ROOT/build/libfastloop.so}
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 declare -A SRV_PID=()      # server name -> pid
 declare -A SRV_LOG=()      # server name -> fastloop log file ("" if plain)
+declare -A SRV_PORT=()     # server name -> the port it must listen on
+declare -A SRV_CMD=()      # server name -> its command line, for messages
 declare -A USED_PORT=()    # ports handed out in this run
 
 # fl_env ROW LOGFILE: fill the array FLENV with the environment of ROW.
@@ -64,7 +66,9 @@ wait_listen() {
 }
 
 # start_server NAME ROW PORT CMD...: start CMD (with ROW's environment) in
-# the background, output in $TMP/srv-NAME.out, and wait for PORT to listen.
+# the background, output in $TMP/srv-NAME.out, and wait for PORT to listen
+# (await_server) — unless SRV_DEFER_WAIT is set: the caller then starts
+# several and awaits each.
 start_server() {
     local name=$1 row=$2 port=$3; shift 3
     local log="$TMP/srv-$name.fl.log" pid
@@ -74,8 +78,19 @@ start_server() {
     pid=$!
     SRV_PID[$name]=$pid
     SRV_LOG[$name]=$log
+    SRV_PORT[$name]=$port
+    SRV_CMD[$name]="$*"
+    [ -n "${SRV_DEFER_WAIT:-}" ] && return 0
+    await_server "$name"
+}
+
+# await_server NAME: wait until NAME listens; stop it and fail if it does
+# not within 10 s.
+await_server() {
+    local name=$1 port=${SRV_PORT[$1]:-} pid=${SRV_PID[$1]:-}
+    [ -z "$pid" ] && return 1
     if ! wait_listen "$port" "$pid" 10; then
-        echo "server $name ($*) did not listen on 127.0.0.1:$port; its output:" >&2
+        echo "server $name (${SRV_CMD[$name]}) did not listen on 127.0.0.1:$port; its output:" >&2
         tail -n 5 "$TMP/srv-$name.out" >&2
         stop_server "$name"
         return 1
@@ -98,8 +113,21 @@ stop_server() {
     return 0
 }
 
+# stop_all_servers: TERM every server at once, wait up to 3 s for all,
+# then stop_server each (KILLs a straggler, reaps).
 stop_all_servers() {
-    local n
+    local n i alive
+    for n in "${!SRV_PID[@]}"; do
+        kill -TERM "${SRV_PID[$n]}" 2>/dev/null
+    done
+    for ((i = 0; i < 30; i++)); do
+        alive=0
+        for n in "${!SRV_PID[@]}"; do
+            kill -0 "${SRV_PID[$n]}" 2>/dev/null && { alive=1; break; }
+        done
+        [ $alive = 0 ] && break
+        sleep 0.1
+    done
     for n in "${!SRV_PID[@]}"; do
         stop_server "$n"
     done

@@ -3,7 +3,7 @@
 #
 # Input: tab-separated records "round row test metric value"; round 0 is
 # the micro sweep (test "xfer <bytes>"), rounds >= 1 the tool runs.
-# Variables: mode = tools | micro | bwdat | latdat | summary;
+# Variables: mode = tools | conns | micro | bwdat | latdat | summary;
 #   rows  = "id=Label;id=Label;..." (column order; the first is the base)
 #   base  = id of the baseline row; cubic = id of the cubic row or "";
 #   paper = path of bench/paper-table5.tsv (micro); pct = metric (latdat).
@@ -26,15 +26,25 @@ BEGIN {
 	unit["p99.9_us"] = "p99.9 µs"
 	unit["cpu_s_per_GB"] = "CPU s/GB"; unit["cpu_s_per_Mtx"] = "CPU s/M trans"
 	unit["segs_per_MB"] = "TCP segs/MB"; unit["segs_per_tx"] = "TCP segs/trans"
+	unit["idle_pct"] = "% of a core (stat)"; unit["idle_pct_ns"] = "% of a core (schedstat)"
+	unit["idle_wakeups"] = "wakeups"
+	unit["shmem_B"] = "Shmem B/conn"; unit["pss_shmem_B"] = "Pss_Shmem B/conn"
+	unit["seg_B"] = "segment B/conn"; unit["memavail_B"] = "MemAvailable B/conn"
+	unit["pss_B"] = "PSS B/conn"; unit["fds_conn"] = "fds/conn, each end"
 	section["Mbps"] = 1; section["rps"] = 1; section["tps"] = 1; section["conn_per_s"] = 1
 	section["secs"] = 2
 	section["avg_us"] = 2; section["p50_us"] = 2; section["p99_us"] = 2; section["p99.9_us"] = 2
 	section["cpu_s_per_GB"] = 3; section["cpu_s_per_Mtx"] = 3
 	section["segs_per_MB"] = 4; section["segs_per_tx"] = 4
+	section["idle_pct"] = 5; section["idle_pct_ns"] = 5; section["idle_wakeups"] = 5
+	section["shmem_B"] = 6; section["pss_shmem_B"] = 6; section["seg_B"] = 6
+	section["memavail_B"] = 6; section["pss_B"] = 6; section["fds_conn"] = 6
 	title[1] = "Throughput (higher is better)"
 	title[2] = "Latency (lower is better)"
 	title[3] = "CPU cost, both ends (lower is better)"
 	title[4] = "TCP segments sent, system-wide (fastloop: near zero)"
+	title[5] = "Idle connections: CPU of both processes over the idle window (lower is better)"
+	title[6] = "Memory per open connection, both processes (lower is better)"
 	# The paper's sizes, in its order, as bytes and as printed.
 	nsz = split("16384 32768 65536 131072 262144 524288 1048576 2097152 " \
 		    "104857600 209715200 314572800 419430400 524288000 629145600 " \
@@ -115,14 +125,18 @@ function cell(k,    md, n) {
 	return fmt(md) " [" fmt(vals[k SUBSEP 1]) "–" fmt(vals[k SUBSEP n]) "]"
 }
 
+# a ÷ b; "—" unless both are positive (a memory delta of ~0 bytes, which
+# noise can make negative, or an idle CPU of 0 ticks has no ratio).
 function ratio(a, b) {
-	if (a == "" || b == "" || b + 0 == 0)
+	if (a == "" || b == "" || b + 0 <= 0 || a + 0 < 0)
 		return "—"
 	return sprintf("%.2f×", a / b)
 }
 
-function tools_tables(    s, t, i, j, r, k, mt, line, any, bm, hdr, sep, rm, c) {
-	for (s = 1; s <= 4; s++) {
+# The tables of sections lo..hi: one line per test and metric, a column
+# per row, then the ratios to the first row.
+function tools_tables(lo, hi,    s, t, i, j, r, k, mt, line, any, bm, hdr, sep, rm, c) {
+	for (s = lo; s <= hi; s++) {
 		any = 0
 		for (t = 1; t <= nt; t++)
 			for (i = 1; i <= nm[torder[t]]; i++)
@@ -379,7 +393,8 @@ function summary(    t, i, mt, r, k, line, bm, rm, s) {
 		for (i = 1; i <= nm[torder[t]]; i++) {
 			mt = morder[torder[t] SUBSEP i]
 			s = section[mt]
-			if (s != 1 && s != 2 && !(s == 3 && mt == "cpu_s_per_GB"))
+			if (s != 1 && s != 2 && !(s == 3 && mt == "cpu_s_per_GB") &&
+			    mt != "idle_pct_ns" && mt != "shmem_B" && mt != "memavail_B" && mt != "pss_B")
 				continue
 			if (s == 2 && mt != "p50_us" && mt != "avg_us")
 				continue
@@ -411,9 +426,11 @@ function summary(    t, i, mt, r, k, line, bm, rm, s) {
 END {
 	if (mode == "tools") {
 		print "## Tools, A/B"
-		tools_tables()
+		tools_tables(1, 4)
 		engagement()
-	} else if (mode == "micro")
+	} else if (mode == "conns")
+		tools_tables(5, 6)
+	else if (mode == "micro")
 		micro_tables()
 	else if (mode == "bwdat")
 		bwdat()

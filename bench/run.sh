@@ -7,7 +7,8 @@
 # Interleaved rounds (round 1: every row, round 2: every row, ...) of
 # unmodified tools — iperf3, iperf 2, sockperf, qperf, redis-benchmark,
 # nginx+wrk, netperf when present — plus bench's own micro-programs over the
-# seed paper's sizes.  Rows: plain TCP with the system congestion control,
+# seed paper's sizes, and bench/micro/conns: CPU of idle connections, memory
+# per open connection.  Rows: plain TCP with the system congestion control,
 # plain TCP with cubic (where the tool can set it), and each fastloop
 # transport (both ends LD_PRELOADed).  Medians with [min–max], ratios against
 # the first row, CPU seconds of both ends per GB and per million transactions.
@@ -52,35 +53,52 @@ BB=$ROOT/build/bench
 T_START=$(date +%s)
 
 # ---------------------------------------------------------------- settings
+# Every sockperf client sleeps 2 s before its test (sockperf's own
+# sleep(2)), and every server start and stop costs a fraction of a second:
+# the smoke run leaves out the repeats of a tool (sockperf throughput, qperf
+# tcp_bw, wrk with a connection per request), and the quick run does one
+# round, so that they keep their budgets (60 s, 3 min).
 case $MODE in
     smoke)
         ROUNDS=1; DUR=1
         I3_TESTS="128K"
         PP_SIZES="64"
-        QPERF_TESTS="tcp_lat tcp_bw"
+        SP_TP=0
+        QPERF_TESTS="tcp_lat"
         REDIS_N=5000; REDIS_PN=20000
+        WRK_CLOSE=0
         MICRO_SIZES="16K 1M 100M"
         CRR_N=2000
+        CONNS_ROUNDS=1; CONNS_IDLE_S=0.5; CONNS_MEM_N=100
         ;;
     quick)
-        ROUNDS=2; DUR=1
+        ROUNDS=1; DUR=1
         I3_TESTS="16K 128K 1M P4 R"
         PP_SIZES="16 256 4096 65536"
+        SP_TP=1
         QPERF_TESTS="tcp_lat tcp_bw"
         REDIS_N=20000; REDIS_PN=100000
+        WRK_CLOSE=1
         MICRO_SIZES="16K 32K 64K 128K 256K 512K 1M 2M 100M 1G"
         CRR_N=5000
+        CONNS_ROUNDS=1; CONNS_IDLE_S=3; CONNS_MEM_N=1000
         ;;
     full)
         ROUNDS=5; DUR=2
         I3_TESTS="16K 128K 1M P4 R"
         PP_SIZES="16 64 256 1024 4096 16384 65536"
+        SP_TP=1
         QPERF_TESTS="tcp_lat tcp_bw"
         REDIS_N=100000; REDIS_PN=500000
+        WRK_CLOSE=1
         MICRO_SIZES="16K 32K 64K 128K 256K 512K 1M 2M 100M 200M 300M 400M 500M 600M 1G 2G 3G 4G"
         CRR_N=20000
+        CONNS_ROUNDS=2; CONNS_IDLE_S=10; CONNS_MEM_N=10000
         ;;
 esac
+NETPERF_TESTS="TCP_STREAM TCP_MAERTS TCP_RR TCP_CRR"
+CONNS_MANY=1000             # the idle test's "many connections"
+CONNS_MEM_BYTES=$((1 << 20)) # what each connection of the memory test moves
 # Timed repetitions of the micro-programs by size class and mode.
 micro_reps() {
     local bytes=$1
@@ -133,13 +151,16 @@ fi
 maybe_enter_netns "$ROOT/bench/run.sh" "${ORIG_ARGS[@]}"
 
 if [ ! -x "$BB/xfer_tcp" ] || [ ! -x "$BB/xfer_ipc" ] || [ ! -x "$BB/crr" ] ||
-   [ -n "$(find bench/micro -newer "$BB/xfer_ipc" -name '*.[ch]' 2>/dev/null)" ]; then
+   [ ! -x "$BB/conns" ] ||
+   [ -n "$(find bench/micro -newer "$BB/xfer_ipc" -name '*.[ch]' 2>/dev/null)" ] ||
+   [ -n "$(find bench/micro -newer "$BB/conns" -name 'conns.c' 2>/dev/null)" ]; then
     echo "== building micro-programs into $BB"
     mkdir -p "$BB"
     CF="-O2 -Wall -Wextra -Werror -std=gnu11"
     ${CC:-cc} $CF -o "$BB/xfer_tcp" bench/micro/xfer_tcp.c bench/micro/xfer_common.c || exit 1
     ${CC:-cc} $CF -o "$BB/xfer_ipc" bench/micro/xfer_ipc.c bench/micro/ring.c bench/micro/xfer_common.c || exit 1
     ${CC:-cc} $CF -o "$BB/crr" bench/micro/crr.c || exit 1
+    ${CC:-cc} $CF -pthread -o "$BB/conns" bench/micro/conns.c || exit 1
 fi
 
 TMP=$(mktemp -d /tmp/fastloop-bench.XXXXXX) || exit 2
@@ -253,6 +274,7 @@ run_client() {
     tag="$ROUND-$row-${test//[^A-Za-z0-9._-]/_}"
     CL_OUT=$TMP/out/$tag.out
     log=$TMP/out/$tag.fl.log
+    CL_LOG=$log
     tf=$TMP/out/$tag.time
     : >"$log"
     local slog=${SRV_LOG[$srv]:-/dev/null} sl0=0
@@ -497,22 +519,36 @@ t_crr() {
     rec "$row" "$label" cpu_s_per_Mtx "$(cpu_per "$CRR_N" 1e6)"
 }
 
-t_netperf() {   # ROW TEST(TCP_STREAM|TCP_RR|TCP_CRR)
-    local row=$1 t=$2 label="netperf $2" v
-    run_client "$row" "$label" netperf $((DUR + 20)) \
-        netperf -H 127.0.0.1 -p "${PORT[netperf]}" -l "$DUR" -t "$t" -P 0 -v 0
+# TCP_STREAM sends client to server, TCP_MAERTS server to client.  TCP_CRR
+# runs a fixed count of transactions (-l -CRR_N): after a timed CRR run,
+# netserver sits in accept() until its own timer (the run time plus 4 s of
+# padding) expires, so a timed run would cost 4 s more each time.
+t_netperf() {   # ROW TEST(TCP_STREAM|TCP_MAERTS|TCP_RR|TCP_CRR)
+    local row=$1 t=$2 label="netperf $2" v len=$DUR tmo=$((DUR + 20)) n
+    if [ "$t" = TCP_CRR ]; then
+        len=-$CRR_N
+        tmo=$((CRR_N / 500 + 60))
+    fi
+    run_client "$row" "$label" netperf "$tmo" \
+        netperf -H 127.0.0.1 -p "${PORT[netperf]}" -l "$len" -t "$t" -P 0 -v 0
     v=$(awk 'NF { x = $NF } END { print x }' "$CL_OUT")
     if [ $CL_RC -ne 0 ] || ! [[ $v =~ ^[0-9.]+$ ]]; then
         fail "$row $label: netperf exit $CL_RC: $(tail -n 1 "$CL_OUT")"
         return
     fi
-    if [ "$t" = TCP_STREAM ]; then
-        rec "$row" "$label" Mbps "$v"   # netperf default unit: 10^6 bits/s
-        rec "$row" "$label" cpu_s_per_GB "$(cpu_per "$(awk -v m="$v" -v d="$DUR" 'BEGIN { printf "%.0f", m * 1e6 / 8 * d }')" 1e9)"
-    else
-        rec "$row" "$label" tps "$v"
-        rec "$row" "$label" cpu_s_per_Mtx "$(cpu_per "$(awk -v r="$v" -v d="$DUR" 'BEGIN { printf "%.0f", r * d }')" 1e6)"
-    fi
+    case $t in
+        TCP_STREAM|TCP_MAERTS)
+            rec "$row" "$label" Mbps "$v"   # netperf default unit: 10^6 bits/s
+            rec "$row" "$label" cpu_s_per_GB "$(cpu_per "$(awk -v m="$v" -v d="$DUR" 'BEGIN { printf "%.0f", m * 1e6 / 8 * d }')" 1e9)"
+            rec "$row" "$label" segs_per_MB "$(awk -v s="$SEGS" -v m="$v" -v d="$DUR" 'BEGIN { b = m * 1e6 / 8 * d; if (b > 0) printf "%.3g", s / (b / 1e6) }')"
+            ;;
+        *)
+            n=$(awk -v r="$v" -v d="$DUR" 'BEGIN { printf "%.0f", r * d }')
+            [ "$t" = TCP_CRR ] && n=$CRR_N
+            rec "$row" "$label" tps "$v"
+            rec "$row" "$label" cpu_s_per_Mtx "$(cpu_per "$n" 1e6)"
+            ;;
+    esac
 }
 
 HAVE_NETPERF=0
@@ -598,13 +634,18 @@ srv_netperf() {
 }
 
 # start_row_servers ROW: the servers ROW needs (tcp-cubic: only those of
-# tools that can set the congestion control).
+# tools that can set the congestion control), all started, then awaited.
 start_row_servers() {
-    local row=$1 s list="iperf3 iperf2 sockperf qperf redis nginx"
+    local row=$1 s list="iperf3 iperf2 sockperf qperf redis nginx" ok=()
     [ $HAVE_NETPERF = 1 ] && list+=" netperf"
     [ "$row" = tcp-cubic ] && list="iperf3 iperf2"
+    SRV_DEFER_WAIT=1
     for s in $list; do
-        "srv_$s" "$row" || fail "$row: $s server did not start"
+        if "srv_$s" "$row"; then ok+=("$s"); else fail "$row: $s server did not start"; fi
+    done
+    SRV_DEFER_WAIT=
+    for s in "${ok[@]}"; do
+        await_server "$s" || fail "$row: $s server did not start"
     done
 }
 
@@ -627,15 +668,15 @@ run_row_tests() {
     ensure_server iperf2 "$row" && t_iperf2 "$row"
     [ "$row" = tcp-cubic ] && return
     for v in $PP_SIZES; do ensure_server sockperf "$row" && t_sockperf_pp "$row" "$v"; done
-    ensure_server sockperf "$row" && t_sockperf_tp "$row"
+    [ "$SP_TP" = 1 ] && ensure_server sockperf "$row" && t_sockperf_tp "$row"
     for v in $QPERF_TESTS; do ensure_server qperf "$row" && t_qperf "$row" "$v"; done
     ensure_server redis "$row" && t_redis "$row" 1
     ensure_server redis "$row" && t_redis "$row" 16
     ensure_server nginx "$row" && t_wrk "$row"
-    ensure_server nginx "$row" && t_wrk_close "$row"
+    [ "$WRK_CLOSE" = 1 ] && ensure_server nginx "$row" && t_wrk_close "$row"
     t_crr "$row"
     if [ $HAVE_NETPERF = 1 ]; then
-        for v in TCP_STREAM TCP_RR TCP_CRR; do ensure_server netperf "$row" && t_netperf "$row" "$v"; done
+        for v in $NETPERF_TESTS; do ensure_server netperf "$row" && t_netperf "$row" "$v"; done
     fi
     # servers that died after the last test
     for v in "${!SRV_PID[@]}"; do ensure_server "$v" "$row" >/dev/null; done
@@ -717,6 +758,140 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
 done
 ROUND=0
 
+# ---------------------------------------------------------------- connections
+# bench/micro/conns, for the TCP baseline and each fastloop row: what an
+# open connection costs while idle (CPU of both processes, as % of one
+# core, for 1 and for CONNS_MANY connections) and while open (memory per
+# connection, CONNS_MEM_N connections that each moved 1 MiB).  The stated
+# targets go to $TARGETS, a miss is a warning (a number never fails a run;
+# a failed connection or a wrong checksum does).
+TARGETS=$TMP/targets.md
+: >"$TARGETS"
+CONNS_ROWS=("$BASE")
+for r in "${ROWS[@]}"; do
+    case $r in fl-*) CONNS_ROWS+=("$r") ;; esac
+done
+
+# ring_bytes: FASTLOOP_RING as the library reads it (strtol base 0, K/M
+# suffix, a power of two in 4 KiB … 64 MiB), or its default 262144.
+ring_bytes() {
+    local v=${FASTLOOP_RING:-} mul=1 n
+    [ -z "$v" ] && { echo 262144; return; }
+    case $v in
+        *[kK]) mul=1024; v=${v%?} ;;
+        *[mM]) mul=1048576; v=${v%?} ;;
+    esac
+    if [[ $v =~ ^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$ ]] && [ ${#v} -le 10 ]; then
+        n=$(( v * mul ))
+        if [ "$n" -ge 4096 ] && [ "$n" -le $((64 << 20)) ] && [ $(( n & (n - 1) )) -eq 0 ]; then
+            echo "$n"
+            return
+        fi
+    fi
+    note "FASTLOOP_RING=$FASTLOOP_RING is not a ring size the library accepts (it keeps its default): the bound uses 262144."
+    echo 262144
+}
+RING=$(ring_bytes)
+SEG_BOUND=$((2 * RING + 4096))
+
+# conns_metric NAME: the value of "metric NAME V" in the last conns output.
+conns_metric() { awk -v k="$1" '$1 == "metric" && $2 == k { print $3; exit }' "$CL_OUT"; }
+
+# target LABEL ROW MEASURED OK(1|0) WHY: one line of the targets table; a
+# miss is also a warning.
+target() {
+    local rnd=""
+    [ "$CONNS_ROUNDS" -gt 1 ] && rnd=" (round $ROUND)"
+    printf '| %s%s | %s | %s | %s |\n' "$1" "$rnd" "${ROW_LABEL[$2]}" "$3" \
+        "$( [ "$4" = 1 ] && echo within || echo "**exceeded**" )" >>"$TARGETS"
+    [ "$4" = 1 ] || echo "${ROW_LABEL[$2]}: $1$rnd: $5" >>"$WARNS"
+}
+
+# t_conns ROW LABEL CONNS BYTES IDLE_S
+t_conns() {
+    local row=$1 label=$2 n=$3 b=$4 idle=$5 per=1 tmo out kind fast
+    [ "$row" = fl-shm ] && per=2    # each end also holds the ring's memfd
+    if ! out=$("$BB/conns" limits -n "$n" -f "$per" 2>&1); then
+        note "$label, ${ROW_LABEL[$row]}: skipped: ${out#skip: }"
+        printf '| %s | %s | skipped: %s | — |\n' "$label" "${ROW_LABEL[$row]}" "${out#skip: }" >>"$TARGETS"
+        echo "   skipped: $row $label: ${out#skip: }"
+        return
+    fi
+    tmo=$(awk -v n="$n" -v b="$b" -v i="$idle" 'BEGIN { printf "%d", n / 200 + n * b / 1e8 + i + 60 }')
+    run_client "$row" "$label" none "$tmo" \
+        "$BB/conns" run -n "$n" -b "$b" -i "$idle" -f "$per" -T $((tmo - 5))
+    if [ $CL_RC -ne 0 ] || ! grep -q '^result ok' "$CL_OUT"; then
+        fail "$row $label: conns exit $CL_RC: $(grep -v '^metric' "$CL_OUT" | tail -n 3 | tr '\n' ' ')"
+        return
+    fi
+    case $row in
+        fl-*) kind=${row#fl-}
+              fast=$(count_transport "$CL_LOG" "$kind")
+              [ "$fast" -lt $((2 * n)) ] &&
+                  echo "$row $label: only $fast of $((2 * n)) connection ends logged transport=$kind" >>"$WARNS" ;;
+    esac
+    if [ "$idle" != 0 ]; then
+        local pct pctns wk
+        pct=$(conns_metric idle_cpu_pct)
+        pctns=$(conns_metric idle_cpu_pct_ns)
+        wk=$(conns_metric idle_wakeups_client)
+        wk=$(( ${wk:-0} + $(conns_metric idle_wakeups_server | grep -x '[0-9]*' || echo 0) ))
+        rec "$row" "$label" idle_pct "$pct"
+        [ -n "$pctns" ] && rec "$row" "$label" idle_pct_ns "$pctns"
+        rec "$row" "$label" idle_wakeups "$wk"
+        progress "  $label, ${ROW_LABEL[$row]}: ${pct} % of a core (schedstat ${pctns:-n/a} %), $wk wakeups"
+        # The verdict uses the ns figure where there is one: a 10 ms tick
+        # is 1 % of a 1 s window.
+        target "$n idle connection$([ "$n" -gt 1 ] && echo s) < 1 % of a core$([ "$n" -gt 1 ] && echo " in total"), ${idle} s" \
+            "$row" "$pct % (schedstat ${pctns:-n/a} %), $wk wakeups" \
+            "$(awk -v p="${pctns:-$pct}" 'BEGIN { print (p < 1) ? 1 : 0 }')" \
+            "${pctns:-$pct} % of a core over ${idle} s"
+        [ "$wk" -gt 0 ] &&
+            echo "${ROW_LABEL[$row]}: $label: $wk wakeup(s) on connections nobody wrote to" >>"$WARNS"
+        return
+    fi
+    local shm pss_shm seg avail pss fds
+    shm=$(conns_metric shmem_per_conn)
+    shm=${shm:-0}
+    pss_shm=$(conns_metric pss_shmem_per_conn)
+    seg=$(conns_metric memfd_bytes_per_conn)
+    seg=${seg:-0}
+    avail=$(conns_metric memavail_per_conn)
+    pss=$(conns_metric pss_per_conn)
+    fds=$(awk -v c="$(conns_metric fds_client)" -v s="$(conns_metric fds_server)" -v n="$n" \
+        'BEGIN { printf "%.2f", (c + s) / (2 * n) }')
+    rec "$row" "$label" shmem_B "$shm"
+    [ -n "$pss_shm" ] && rec "$row" "$label" pss_shmem_B "$pss_shm"
+    rec "$row" "$label" seg_B "$seg"
+    rec "$row" "$label" memavail_B "$avail"
+    rec "$row" "$label" pss_B "$pss"
+    rec "$row" "$label" fds_conn "$fds"
+    progress "  $label, ${ROW_LABEL[$row]}: per connection: Shmem $shm B, Pss_Shmem ${pss_shm:-n/a} B, segment $seg B, MemAvailable $avail B, PSS $pss B, $fds fds each end"
+    if [ "$row" = fl-shm ]; then
+        local worst=$shm what
+        what="Shmem (system-wide) $shm B"
+        [ -n "$pss_shm" ] && [ "$pss_shm" -gt "$worst" ] && { worst=$pss_shm; what="Pss_Shmem $pss_shm B"; }
+        [ "$seg" -gt "$worst" ] && { worst=$seg; what="the segment mapping $seg B"; }
+        [ "$seg" -ne "$SEG_BOUND" ] &&
+            note "conns: the segment mapped per connection is $seg B, not 2 × $RING + 4096 = $SEG_BOUND B (is FASTLOOP_RING set the way the harness read it?)."
+        target "shared memory per connection ≤ 2 × ring + 4 KiB = $SEG_BOUND B ($n connections × $((b >> 20)) MiB)" \
+            "$row" "Shmem $shm B, Pss_Shmem ${pss_shm:-n/a} B, segment $seg B" \
+            "$([ "$worst" -le "$SEG_BOUND" ] && echo 1 || echo 0)" \
+            "$what per connection exceeds 2 × $RING + 4096 = $SEG_BOUND B"
+        progress "  bound 2 × $RING + 4096 = $SEG_BOUND B per connection: $([ "$worst" -le "$SEG_BOUND" ] && echo within || echo "EXCEEDED ($what)")"
+    fi
+}
+
+for ((ROUND = 1; ROUND <= CONNS_ROUNDS; ROUND++)); do
+    progress "connections $ROUND/$CONNS_ROUNDS: idle 1 and $CONNS_MANY (${CONNS_IDLE_S} s), memory of $CONNS_MEM_N × 1 MiB; rows ${CONNS_ROWS[*]}"
+    for row in "${CONNS_ROWS[@]}"; do
+        t_conns "$row" "idle, 1 conn" 1 4096 "$CONNS_IDLE_S"
+        t_conns "$row" "idle, $CONNS_MANY conns" "$CONNS_MANY" 4096 "$CONNS_IDLE_S"
+        t_conns "$row" "$CONNS_MEM_N conns × 1 MiB, open" "$CONNS_MEM_N" "$CONNS_MEM_BYTES" 0
+    done
+done
+ROUND=0
+
 # ---------------------------------------------------------------- report
 LIB_ID1=$(lib_id)
 if [ "${#FL_ROWS[@]}" -gt 0 ] && [ "$LIB_ID0" != "$LIB_ID1" ]; then
@@ -734,6 +909,8 @@ cp "$REC" "$OUT/$BASENAME-raw.tsv"
 
 ROWSPEC=""
 for r in "${ROWS[@]}"; do ROWSPEC+="$r=${ROW_LABEL[$r]};"; done
+CONNS_ROWSPEC=""
+for r in "${CONNS_ROWS[@]}"; do CONNS_ROWSPEC+="$r=${ROW_LABEL[$r]};"; done
 MROWSPEC=$ROWSPEC
 for r in uds pipe shm memcpy; do
     case $r in
@@ -763,6 +940,20 @@ ELAPSED=$(( $(date +%s) - T_START ))
     echo
     awk -v mode=tools -v rows="$ROWSPEC" -v base="$BASE" -v cubic="$CUBIC_ROW" \
         -f "$ROOT/bench/report.awk" "$REC"
+    echo
+    echo "## Connections: idle CPU and memory per connection"
+    echo
+    echo "bench/micro/conns: a client and a server process (fork+exec, both under the row's environment). Idle: 1 and $CONNS_MANY connections, each first moves 4 KiB (so it has switched), then both ends wait (the server in epoll_wait, the client in one poll) and a thread of the client measures over ${CONNS_IDLE_S} s, from 100 ms after the poll began; CPU is utime+stime of both processes from /proc/PID/stat (10 ms ticks) and, finer, the threads' schedstat run time, as % of one core. Memory: $CONNS_MEM_N connections each move 1 MiB client → server (hash checked), then, with all open, the deltas against a snapshot taken before the first connect: /proc/meminfo Shmem and MemAvailable (system-wide, so other activity on the machine shows too), and the sum of both processes' Pss and Pss_Shmem (smaps_rollup); segment = the memfd mappings in the server per connection. $CONNS_ROUNDS round(s)."
+    awk -v mode=conns -v rows="$CONNS_ROWSPEC" -v base="$BASE" \
+        -f "$ROOT/bench/report.awk" "$REC"
+    if [ -s "$TARGETS" ]; then
+        echo
+        echo "### Targets"
+        echo
+        echo "| target | row | measured | |"
+        echo "|---|---|---|---|"
+        cat "$TARGETS"
+    fi
     awk -v mode=micro -v rows="$MROWSPEC" -v base="$BASE" \
         -v paper="$ROOT/bench/paper-table5.tsv" -f "$ROOT/bench/report.awk" "$REC"
     echo
