@@ -532,6 +532,10 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	}
 	if (fdt_hint(fd) & FDT_HINT_DECIDED)
 		goto plain;
+	/* beyond the fd table (a root process that raised its hard limit):
+	 * no entry could be kept, so no claim is made */
+	if (fd < 0 || fd >= fdt_max())
+		goto plain;
 	if (flp_cfg.transport == FLP_TR_OFF || !sa || s ||
 	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
 	    addr_to_reg(sa, len, &dst) < 0)
@@ -1148,6 +1152,9 @@ int conn_accept(int lfd, struct sockaddr *sa, socklen_t *len, int flags)
 		memcpy(sa, &peer, *len < pl ? *len : pl);
 		*len = pl;
 	}
+	if (fd >= fdt_max())
+		return fd;      /* no entry possible: not adopted, the client
+				 * finds out (our data, or its give-up) */
 	if (fdt_get(fd))
 		conn_forget_stale(fd);
 	fdt_set_hint(fd, fdt_hint(lfd) & (FDT_HINT_RCVBUF | FDT_HINT_SNDBUF));
@@ -1651,11 +1658,11 @@ char *conn_inherit_env(void)
 		len += 2 * s->peer_len;
 		out[len++] = ';';
 		out[len] = 0;
-		if (flp_shm(s) && s->fds[0] == fd && shm_memfd(s) >= 0 &&
-		    flp_real.fcntl(shm_memfd(s), F_SETFD, 0) == 0) {
-			/* the ring goes along (a new image that is not
-			 * preloaded cannot use it: documented) */
-			len += (size_t)sprintf(out + len, "M%d,%d;", fd, shm_memfd(s));
+		if (flp_shm(s) && s->fds[0] == fd) {
+			/* the ring goes along if we can open it again (-1:
+			 * the new image ends the connection); a new image that
+			 * is not preloaded cannot use it (documented) */
+			len += (size_t)sprintf(out + len, "M%d,%d;", fd, shm_exec_fd(s));
 		}
 		if (s->kind == SK_DRAIN && s->hidden_tcp >= 0 && s->fds[0] == fd &&
 		    flp_real.fcntl(s->hidden_tcp, F_SETFD, 0) == 0) {
@@ -1678,14 +1685,14 @@ void conn_inherit_restore(const char *v)
 		socklen_t l = sizeof(dom);
 
 		if (*p == 'M' && sscanf(p, "M%d,%d;%n", &fd, &server, &n) == 2 && n) {
-			/* server here is the memfd of fast fd fd's segment */
+			/* server here is an fd of fast fd fd's segment, or -1 */
 			struct flp_sock *s = fdt_get(fd);
 			if (s && !flp_shm(s) && server >= 0 && shm_adopt_memfd(s, server) == 0) {
 				stat_conn_close(s->st);
 				s->st = NULL;
 				stat_open(s);
-			} else if (server >= 0) {
-				flp_real.close(server);
+			} else if (s && !flp_shm(s)) {
+				shm_exec_lost(fd);
 			}
 		} else if (*p == 'H' && sscanf(p, "H%d,%d;%n", &fd, &server, &n) == 2 && n) {
 			/* server here is the hidden TCP fd of fast fd fd */

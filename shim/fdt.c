@@ -20,15 +20,17 @@ static _Atomic uint8_t *hints;
 static int tab_len;
 static struct flp_sock *free_list;
 
-/* Table size: the fd limit at start-up, capped.  fds beyond it are passed
- * through untouched (documented). */
+/* Table size: the hard fd limit at start-up (programs raise their soft
+ * limit later: nginx, redis), capped.  fds beyond it are passed through
+ * untouched, and get no claim (documented).  calloc'd pages are only
+ * touched where fds are used. */
 int fdt_init(void)
 {
 	struct rlimit rl;
-	long n = 65536;
+	long n = 1L << 20;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-		n = (long)rl.rlim_cur;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY)
+		n = (long)rl.rlim_max;
 	if (n > (1L << 20))
 		n = 1L << 20;
 	if (n < 1024)

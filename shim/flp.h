@@ -442,7 +442,8 @@ uint32_t shm_prepare_wait(int fd, struct flp_sock *s, uint32_t want)
 void shm_note_et(struct flp_sock *s, bool et) FLP_HIDDEN;
 void shm_room_told(struct flp_sock *s) FLP_HIDDEN;
 bool shm_rx_look(struct flp_sock *s, bool looking) FLP_HIDDEN;
-int shm_memfd(struct flp_sock *s) FLP_HIDDEN;
+int shm_exec_fd(struct flp_sock *s) FLP_HIDDEN;
+void shm_exec_lost(int fd) FLP_HIDDEN;
 int shm_adopt_memfd(struct flp_sock *s, int memfd) FLP_HIDDEN;
 void shm_after_fork_child(void) FLP_HIDDEN;
 

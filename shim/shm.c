@@ -33,10 +33,12 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <linux/sockios.h>
@@ -56,7 +58,9 @@ struct shm_conn {
 	int me, peer;                   /* side indices: 0 client, 1 server */
 	struct seg_dir *tx, *rx;
 	uint8_t *txb, *rxb;
-	int memfd;                      /* close-on-exec; passed on at exec */
+	int memfd;                      /* -1: closed once mapped (an fd per
+					 * connection would halve what an app
+					 * reaches before EMFILE) */
 	pthread_mutex_t txmu, rxmu;
 	_Atomic int refs;
 	_Atomic bool broken;            /* corrupt segment or foreign bytes */
@@ -138,6 +142,49 @@ static struct shm_conn *conn_get(struct flp_sock *s)
 	return NULL;
 }
 
+static int shm_exec_fd_of(struct shm_conn *c);
+
+/* Can we open our own mappings again (/proc/self/map_files: needs
+ * CAP_SYS_ADMIN)?  Asked once, on the first segment.  -1 not yet. */
+static int map_files_ok = -1;
+
+static bool can_reopen(struct shm_conn *c)
+{
+	if (map_files_ok < 0) {
+		int fd = shm_exec_fd_of(c);
+		map_files_ok = fd >= 0;
+		if (fd >= 0)
+			flp_real.close(fd);
+	}
+	return map_files_ok > 0;
+}
+
+/*
+ * Keep the segment's memfd open, for an exec that may pass the socket
+ * on?  An fd per connection is not free: it halves how many connections
+ * an app reaches before EMFILE.  So only when the mapping cannot be
+ * opened again at exec (not root), the socket would survive an exec
+ * (no FD_CLOEXEC), and the process uses less than half its fd limit.
+ * Otherwise it is closed; an exec then ends the connection cleanly
+ * (shm_exec_lost; documented).
+ */
+static bool keep_for_exec(struct flp_sock *s, struct shm_conn *c, int memfd)
+{
+	struct rlimit rl;
+	int fl;
+
+	if (can_reopen(c))
+		return false;
+	if (s->fresh)
+		fl = (s->acc_flags & SOCK_CLOEXEC) ? FD_CLOEXEC : 0;
+	else
+		fl = s->nfds ? flp_real.fcntl(s->fds[0], F_GETFD) : -1;
+	if (fl < 0 || (fl & FD_CLOEXEC))
+		return false;
+	return getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	       (rl.rlim_cur == RLIM_INFINITY || (rlim_t)memfd < rl.rlim_cur / 2);
+}
+
 static struct seg_hdr *map_seg(int fd, size_t len)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -193,8 +240,14 @@ int shm_offer(struct flp_sock *s, int u, bool wanted)
 			conn_put(c);
 		return -e;
 	}
-	if (c)
+	if (c) {
+		/* the client has it now; the mapping keeps the segment */
+		if (!keep_for_exec(s, c, c->memfd)) {
+			flp_real.close(c->memfd);
+			c->memfd = -1;
+		}
 		__atomic_store_n(&s->shm, c, __ATOMIC_RELEASE);
+	}
 	return 0;
 }
 
@@ -249,16 +302,38 @@ int shm_take(struct flp_sock *s, int u)
 		flp_real.close(fd);
 		return -EPROTO;
 	}
+	if (!keep_for_exec(s, c, fd)) {
+		flp_real.close(fd);
+		c->memfd = -1;
+	}
 	__atomic_store_n(&s->shm, c, __ATOMIC_RELEASE);
 	return 0;
 }
 
-/* The segment's memfd, for exec; -1 if none. */
-int shm_memfd(struct flp_sock *s)
+/*
+ * An fd for s's segment that survives exec, for the new image; -1 if
+ * there is none.  The memfd was closed once mapped; the mapping is
+ * opened again through /proc/self/map_files, which the kernel allows
+ * with CAP_SYS_ADMIN (root) only.
+ */
+static int shm_exec_fd_of(struct shm_conn *c)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx",
+		 (unsigned long)c->h, (unsigned long)c->h + c->len);
+	return open(path, O_RDWR);
+}
+
+int shm_exec_fd(struct flp_sock *s)
 {
 	struct shm_conn *c = flp_shm(s);
 
-	return c ? c->memfd : -1;
+	if (!c)
+		return -1;
+	if (c->memfd >= 0)      /* kept: a copy without close-on-exec */
+		return flp_real.fcntl(c->memfd, F_DUPFD, 0);
+	return shm_exec_fd_of(c);
 }
 
 /* A new image inherited fast socket s and its segment's memfd. */
@@ -271,15 +346,41 @@ int shm_adopt_memfd(struct flp_sock *s, int memfd)
 
 	flp_real.fcntl(memfd, F_SETFD, FD_CLOEXEC);
 	if (fstat(memfd, &st) < 0 || st.st_size < (off_t)seg_size(RING_MIN) ||
-	    st.st_size > (off_t)seg_size(RING_MAX) || !(h = map_seg(memfd, (size_t)st.st_size)))
+	    st.st_size > (off_t)seg_size(RING_MAX) || !(h = map_seg(memfd, (size_t)st.st_size))) {
+		flp_real.close(memfd);
 		return -EPROTO;
+	}
 	if (seg_check(h, (size_t)st.st_size, &ring) < 0 ||
 	    !(c = conn_new(h, (size_t)st.st_size, ring, memfd, s->server))) {
 		munmap(h, (size_t)st.st_size);
+		flp_real.close(memfd);
 		return -EPROTO;
+	}
+	if (!keep_for_exec(s, c, memfd)) {
+		flp_real.close(memfd);
+		c->memfd = -1;
 	}
 	__atomic_store_n(&s->shm, c, __ATOMIC_RELEASE);
 	return 0;
+}
+
+/*
+ * A new image inherited a shm socket at fd but could not get its segment
+ * (the old image had no fd for it: not root).  Its bytes cannot be
+ * reached: end the connection cleanly rather than read doorbells as
+ * data — drop what is queued, shut the socket both ways (our reads see
+ * EOF, writes EPIPE; the peer's the same).
+ */
+void shm_exec_lost(int fd)
+{
+	char buf[256];
+
+	FLP_ERR("fd %d: inherited across exec without its shared-memory segment "
+		"(only root can pass it on); the connection is closed. "
+		"FASTLOOP_TRANSPORT=uds keeps such connections working", fd);
+	for (int i = 0; i < 1024 && flp_real.recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
+		;
+	flp_real.shutdown(fd, SHUT_RDWR);
 }
 
 /* s is going away (its last fd in this process was closed). */
@@ -632,10 +733,11 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 			deadline = flp_now_us() + (uint64_t)r * 1000 + 1;
 		if (rx_ready(c)) {
 			/* our fd is readable for our reader's sake (data, or
-			 * the peer's shutdown): poll would not sleep */
+			 * the peer's shutdown): poll would not sleep; a signal
+			 * ends the nap as it would end the poll */
 			struct timespec ts = { 0, 200000 };
-			nanosleep(&ts, NULL);
-			r = 0;
+			r = nanosleep(&ts, NULL);
+			p.revents = 0;
 		} else {
 			uint64_t now = flp_now_us();
 			int ms = !deadline ? -1 : now >= deadline ? 0 :
