@@ -278,6 +278,17 @@ static void rr_server(int lfd)
 	close(fd);
 }
 
+/* The same, 50 times. */
+static void rr_server50(int lfd)
+{
+	int fd = accept(lfd, NULL, NULL);
+
+	CHECK(fd >= 0, "accept");
+	serve_rr_fd(fd, 50);
+	t_expect(fd);
+	close(fd);
+}
+
 enum wmode { W_POLL, W_SELECT, W_EPOLL_LT, W_EPOLL_ET, W_EPOLL_ONESHOT };
 
 /* Wait for readability on a non-blocking fd in the given style. */
@@ -2466,6 +2477,50 @@ static void sw_client(int port)
 	close(fd);
 }
 
+/* ------------------------------------------- a client raises its fd limit */
+
+/*
+ * Servers and clients raise their soft fd limit after start (nginx's
+ * worker_rlimit_nofile, redis' maxclients).  The library sizes its fd
+ * table when it loads: a connection on an fd above the soft limit it saw
+ * must still work — fast, or plain TCP — never broken (it was: the claim
+ * was made, the entry silently not kept, the first read gave EOF).  The
+ * client re-executes itself with a soft limit of 1024, raises it, opens
+ * fds up to past 1024, then connects.
+ */
+static void rlimit_client(int port)
+{
+	struct rlimit rl;
+	char num[16];
+	int hold[1200], n = 0;
+
+	CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0, "getrlimit");
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 2048) {
+		printf("skip: hard fd limit %lu < 2048\n", (unsigned long)rl.rlim_max);
+		exit(77);
+	}
+	if (!getenv("FLP_RLIMIT_STAGE")) {
+		rl.rlim_cur = 1024;
+		CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0, "setrlimit 1024");
+		setenv("FLP_RLIMIT_STAGE", "1", 1);
+		snprintf(num, sizeof(num), "%d", port);
+		execl(self_exe, self_exe, "rlimit", "client", num, (char *)NULL);
+		FAIL("exec");
+	}
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 4096 ? 4096 : rl.rlim_max;
+	CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0, "setrlimit up");
+	while (n < 1200) {
+		int d = dup(0);
+		CHECK(d >= 0, "dup");
+		hold[n++] = d;
+		if (d > 1100)
+			break;
+	}
+	client_rr(port, 50);
+	while (n)
+		close(hold[--n]);
+}
+
 /* ---------------------------------------------------------- the table */
 
 struct tcase {
@@ -2514,6 +2569,7 @@ static const struct tcase cases[] = {
 	{ "fuzz-slots", NULL, NULL, fuzz_slots_solo, NULL },
 	{ "kill9", NULL, NULL, kill9_solo, NULL },
 	{ "shared-writers", sw_server, sw_client, NULL, "127.0.0.1" },
+	{ "rlimit", rr_server50, rlimit_client, NULL, "127.0.0.1" },
 };
 
 static const struct tcase *find_case(const char *n)
