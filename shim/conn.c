@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <linux/close_range.h>
 #include <netinet/tcp.h>
@@ -1419,6 +1420,8 @@ static void forget_fd(int fd)
 			o->hidden_tcp = -1;
 			conn_drain_check(o);    /* no TCP bytes left to read */
 		}
+		if (o)
+			shm_memfd_gone(o, fd);
 		if (fd == rdv_fd)
 			rdv_fd = -1;
 		if ((last = fdt_detach(fd)))
@@ -1444,6 +1447,8 @@ void conn_forget_stale_locked(int fd)
 				last->owner->hidden_tcp = -1;
 				conn_drain_check(last->owner);
 			}
+			if (last->owner)
+				shm_memfd_gone(last->owner, fd);
 			if (fd == rdv_fd)
 				rdv_fd = -1;
 			sock_free(last);
@@ -1530,17 +1535,13 @@ int conn_dup(int oldfd, int newfd, int flags, int how)
 
 /* close_range/closefrom: forget what we track in the range, then close.
  * Our own hidden fds in the range are given up (the app asked). */
-int conn_close_range(unsigned first, unsigned last, int flags)
+/* close_range with the real call, or fd by fd where the kernel lacks it. */
+static int real_close_range(unsigned first, unsigned last, int flags)
 {
 	int max = fdt_max();
 
-	if (!(flags & CLOSE_RANGE_CLOEXEC)) {
-		pthread_mutex_lock(&flp_mu);
-		for (unsigned fd = first; fd <= last && fd < (unsigned)max; fd++)
-			if (fdt_get((int)fd))
-				forget_fd((int)fd);
-		pthread_mutex_unlock(&flp_mu);
-	}
+	if (first > last)
+		return 0;
 	if (flp_real.close_range)
 		return flp_real.close_range(first, last, flags) < 0 ? -errno : 0;
 	for (unsigned fd = first; fd <= last && fd < (unsigned)max; fd++)
@@ -1549,6 +1550,43 @@ int conn_close_range(unsigned first, unsigned last, int flags)
 		else
 			flp_real.close((int)fd);
 	return 0;
+}
+
+/*
+ * close_range/closefrom ("close everything above 2", as Python's
+ * subprocess does before exec): the app's fds in the range are
+ * forgotten and closed; ours (a draining server's hidden TCP socket, the
+ * rendezvous) are not the app's and stay — all close-on-exec, and the
+ * hidden TCP still holds client bytes the socket's reader (maybe the
+ * exec'd image) must get.
+ */
+int conn_close_range(unsigned first, unsigned last, int flags)
+{
+	int max = fdt_max(), n = 0, r = 0;
+	int keep[64];
+
+	pthread_mutex_lock(&flp_mu);
+	for (unsigned fd = first; fd <= last && fd < (unsigned)max; fd++) {
+		struct flp_sock *s = fdt_get((int)fd);
+		if (!s)
+			continue;
+		if (s->kind == SK_HIDDEN && n < 64)
+			keep[n++] = (int)fd;
+		else if (!(flags & CLOSE_RANGE_CLOEXEC))
+			forget_fd((int)fd);
+	}
+	pthread_mutex_unlock(&flp_mu);
+	for (int i = 0; i <= n && r == 0; i++) {
+		unsigned hi = i < n ? (unsigned)keep[i] - 1 : last;
+		if (i < n && (unsigned)keep[i] == first) {
+			first = (unsigned)keep[i] + 1;
+			continue;
+		}
+		r = real_close_range(first, hi, flags);
+		if (i < n)
+			first = (unsigned)keep[i] + 1;
+	}
+	return r;
 }
 
 /* Settle one fd (decide: an open claim is revoked now). */
@@ -1620,6 +1658,23 @@ static size_t unhex(const char *in, void *p, size_t max)
  * answering as TCP, listeners are published again.  Returns a malloc()ed
  * "FASTLOOP_INHERIT=..." or NULL.
  */
+/* Is fd the lowest of s's fds that an exec keeps?  What goes along once
+ * per socket (its segment, its hidden TCP) is named with that one: the
+ * socket's first fd is often close-on-exec (a Python socket handed to a
+ * child as its stdin). */
+static bool first_inherited(struct flp_sock *s, int fd)
+{
+	for (int i = 0; i < s->nfds; i++) {
+		int g = s->fds[i], fl;
+		if (g >= fd)
+			continue;
+		fl = flp_real.fcntl(g, F_GETFD);
+		if (fl >= 0 && !(fl & FD_CLOEXEC))
+			return false;
+	}
+	return true;
+}
+
 char *conn_inherit_env(void)
 {
 	size_t cap = 64, len;
@@ -1658,13 +1713,13 @@ char *conn_inherit_env(void)
 		len += 2 * s->peer_len;
 		out[len++] = ';';
 		out[len] = 0;
-		if (flp_shm(s) && s->fds[0] == fd) {
+		if (flp_shm(s) && first_inherited(s, fd)) {
 			/* the ring goes along if we can open it again (-1:
 			 * the new image ends the connection); a new image that
 			 * is not preloaded cannot use it (documented) */
 			len += (size_t)sprintf(out + len, "M%d,%d;", fd, shm_exec_fd(s));
 		}
-		if (s->kind == SK_DRAIN && s->hidden_tcp >= 0 && s->fds[0] == fd &&
+		if (s->kind == SK_DRAIN && s->hidden_tcp >= 0 && first_inherited(s, fd) &&
 		    flp_real.fcntl(s->hidden_tcp, F_SETFD, 0) == 0) {
 			/* the client's TCP bytes not read yet go along; the
 			 * new image reads them first if it is preloaded */
@@ -1675,9 +1730,27 @@ char *conn_inherit_env(void)
 	return out;
 }
 
+/* A FAST entry restored from FASTLOOP_INHERIT whose fd is the same
+ * socket as fd (same inode), or NULL.  Caller holds flp_mu. */
+static struct flp_sock *restored_same(int fd)
+{
+	struct stat a, b;
+
+	if (fstat(fd, &a) < 0)
+		return NULL;
+	for (int g = 0; g < fdt_max() && g < 4096; g++) {
+		struct flp_sock *s = fdt_get(g);
+		if (g != fd && s && (s->kind == SK_FAST || s->kind == SK_DRAIN) && fstat(g, &b) == 0 &&
+		    a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+			return s;
+	}
+	return NULL;
+}
+
 void conn_inherit_restore(const char *v)
 {
 	const char *p = v;
+	struct flp_sock *same;
 
 	pthread_mutex_lock(&flp_mu);
 	while (p && *p) {
@@ -1706,6 +1779,12 @@ void conn_inherit_restore(const char *v)
 		} else if (*p == 'L' && sscanf(p, "L%d;%n", &fd, &n) == 1 && n) {
 			if (flp_cfg.transport != FLP_TR_OFF && reg_enabled())
 				publish(fd);
+		} else if (*p == 'F' && sscanf(p, "F%d,%d,%n", &fd, &server, &n) == 2 && n &&
+			   flp_real.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l) == 0 &&
+			   dom == AF_UNIX && !fdt_get(fd) && (same = restored_same(fd))) {
+			/* another number of a socket restored already (dup2'd
+			 * onto stdin and stdout): one entry, as before exec */
+			fdt_attach(fd, same);
 		} else if (*p == 'F' && sscanf(p, "F%d,%d,%n", &fd, &server, &n) == 2 && n &&
 			   flp_real.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l) == 0 &&
 			   dom == AF_UNIX && !fdt_get(fd)) {

@@ -444,6 +444,7 @@ void shm_room_told(struct flp_sock *s) FLP_HIDDEN;
 bool shm_rx_look(struct flp_sock *s, bool looking) FLP_HIDDEN;
 int shm_exec_fd(struct flp_sock *s) FLP_HIDDEN;
 void shm_exec_lost(int fd) FLP_HIDDEN;
+void shm_memfd_gone(struct flp_sock *s, int fd) FLP_HIDDEN;
 int shm_adopt_memfd(struct flp_sock *s, int memfd) FLP_HIDDEN;
 void shm_after_fork_child(void) FLP_HIDDEN;
 

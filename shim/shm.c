@@ -161,28 +161,46 @@ static bool can_reopen(struct shm_conn *c)
 
 /*
  * Keep the segment's memfd open, for an exec that may pass the socket
- * on?  An fd per connection is not free: it halves how many connections
- * an app reaches before EMFILE.  So only when the mapping cannot be
- * opened again at exec (not root), the socket would survive an exec
- * (no FD_CLOEXEC), and the process uses less than half its fd limit.
- * Otherwise it is closed; an exec then ends the connection cleanly
- * (shm_exec_lost; documented).
+ * on?  An fd per connection is not free: an app near its fd limit would
+ * meet EMFILE with half the connections.  So only when the mapping
+ * cannot be opened again at exec (not root) and the process uses less
+ * than a quarter of its fd limit (at most that many fds more than
+ * without us).  The socket's close-on-exec flag is no guide: apps clear
+ * it to hand a connection to a child (Python's set_inheritable).
+ * Otherwise the memfd is closed, and an exec that passes the socket on
+ * ends the connection cleanly (shm_exec_lost; documented).
  */
-static bool keep_for_exec(struct flp_sock *s, struct shm_conn *c, int memfd)
+static bool keep_for_exec(struct shm_conn *c, int memfd)
 {
 	struct rlimit rl;
-	int fl;
 
 	if (can_reopen(c))
 		return false;
-	if (s->fresh)
-		fl = (s->acc_flags & SOCK_CLOEXEC) ? FD_CLOEXEC : 0;
-	else
-		fl = s->nfds ? flp_real.fcntl(s->fds[0], F_GETFD) : -1;
-	if (fl < 0 || (fl & FD_CLOEXEC))
-		return false;
 	return getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
-	       (rl.rlim_cur == RLIM_INFINITY || (rlim_t)memfd < rl.rlim_cur / 2);
+	       (rl.rlim_cur == RLIM_INFINITY || (rlim_t)memfd < rl.rlim_cur / 4);
+}
+
+/* Keep c's memfd (for exec) or close it.  A kept one moves to a high
+ * number, out of the app's way, and is ours (SK_HIDDEN): the app's
+ * close_range before an exec leaves it.  Caller holds flp_mu. */
+static void keep_or_close(struct flp_sock *s, struct shm_conn *c)
+{
+	if (c->memfd >= 0 && keep_for_exec(c, c->memfd) &&
+	    (c->memfd = flp_hide_fd(c->memfd, s)) >= 0)
+		return;
+	if (c->memfd >= 0)
+		flp_real.close(c->memfd);
+	c->memfd = -1;
+}
+
+/* The app closed our kept memfd (it closes "all" its fds one by one):
+ * an exec can no longer pass the segment on.  Caller holds flp_mu. */
+void shm_memfd_gone(struct flp_sock *s, int fd)
+{
+	struct shm_conn *c = flp_shm(s);
+
+	if (c && c->memfd == fd)
+		c->memfd = -1;
 }
 
 static struct seg_hdr *map_seg(int fd, size_t len)
@@ -242,10 +260,7 @@ int shm_offer(struct flp_sock *s, int u, bool wanted)
 	}
 	if (c) {
 		/* the client has it now; the mapping keeps the segment */
-		if (!keep_for_exec(s, c, c->memfd)) {
-			flp_real.close(c->memfd);
-			c->memfd = -1;
-		}
+		keep_or_close(s, c);
 		__atomic_store_n(&s->shm, c, __ATOMIC_RELEASE);
 	}
 	return 0;
@@ -302,10 +317,7 @@ int shm_take(struct flp_sock *s, int u)
 		flp_real.close(fd);
 		return -EPROTO;
 	}
-	if (!keep_for_exec(s, c, fd)) {
-		flp_real.close(fd);
-		c->memfd = -1;
-	}
+	keep_or_close(s, c);
 	__atomic_store_n(&s->shm, c, __ATOMIC_RELEASE);
 	return 0;
 }
@@ -356,10 +368,7 @@ int shm_adopt_memfd(struct flp_sock *s, int memfd)
 		flp_real.close(memfd);
 		return -EPROTO;
 	}
-	if (!keep_for_exec(s, c, memfd)) {
-		flp_real.close(memfd);
-		c->memfd = -1;
-	}
+	keep_or_close(s, c);
 	__atomic_store_n(&s->shm, c, __ATOMIC_RELEASE);
 	return 0;
 }
@@ -391,6 +400,7 @@ void shm_release(struct flp_sock *s)
 	if (!c)
 		return;
 	__atomic_store_n(&s->shm, NULL, __ATOMIC_RELEASE);
+	flp_close_hidden(s, &c->memfd);
 	conn_put(c);
 }
 
