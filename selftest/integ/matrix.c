@@ -806,6 +806,55 @@ static void exec_served(int fd)
 
 static void exec_client(int port) { client_rr(port, 50); }
 
+/*
+ * exec as Python's subprocess hands a connection to a child: the
+ * accepted socket is close-on-exec, dup2()ed onto stdin and stdout, every
+ * fd from 3 up closed (close_range), then execve.  The client's first
+ * bytes were sent before it switched (the server may still be draining
+ * them from TCP): the new image reads them on stdin and answers on
+ * stdout.
+ */
+static void exec_stdio_server(int lfd)
+{
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+	CHECK(fd >= 0, "accept4");
+	CHECK(dup2(fd, 0) == 0 && dup2(fd, 1) == 1, "dup2");
+	CHECK(close_range(3, ~0U, 0) == 0, "close_range");
+	execl(self_exe, self_exe, "exec-stdio", "stdio", (char *)NULL);
+	FAIL("exec");
+}
+
+static void exec_stdio_served(void)
+{
+	uint8_t buf[5000];
+	char c;
+
+	t_read_all(0, buf, sizeof(buf));
+	t_verify(buf, sizeof(buf), 77, 0);
+	t_fill(buf, sizeof(buf), 78, 0);
+	t_write_all(1, buf, sizeof(buf));
+	CHECK(read(0, &c, 1) == 0, "EOF on stdin");
+	t_expect(0);
+	t_expect(1);
+}
+
+static void exec_stdio_client(int port)
+{
+	int fd = t_connect(port);
+	uint8_t buf[5000];
+	char c;
+
+	t_fill(buf, sizeof(buf), 77, 0);
+	t_write_all(fd, buf, sizeof(buf));
+	t_read_all(fd, buf, sizeof(buf));
+	t_verify(buf, sizeof(buf), 78, 0);
+	t_expect(fd);
+	CHECK(shutdown(fd, SHUT_WR) == 0, "shutdown");
+	CHECK(read(fd, &c, 1) == 0, "EOF after the reply");
+	close(fd);
+}
+
 /* ---------------------------------------------------- server speaks first */
 
 static void first_server(int lfd)
@@ -2570,6 +2619,7 @@ static const struct tcase cases[] = {
 	{ "kill9", NULL, NULL, kill9_solo, NULL },
 	{ "shared-writers", sw_server, sw_client, NULL, "127.0.0.1" },
 	{ "rlimit", rr_server50, rlimit_client, NULL, "127.0.0.1" },
+	{ "exec-stdio", exec_stdio_server, exec_stdio_client, NULL, "127.0.0.1" },
 };
 
 static const struct tcase *find_case(const char *n)
@@ -2663,6 +2713,11 @@ int main(int argc, char **argv)
 	if (argc >= 4 && !strcmp(argv[2], "served")) {
 		t_role = "exec-image";
 		exec_served(atoi(argv[3]));
+		return 0;
+	}
+	if (argc >= 3 && !strcmp(argv[2], "stdio")) {
+		t_role = "exec-image";
+		exec_stdio_served();
 		return 0;
 	}
 	if (argc >= 3 && !strcmp(argv[2], "solo")) {
