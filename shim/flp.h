@@ -80,6 +80,7 @@ struct flp_real {
 	int (*epoll_pwait2)(int, struct epoll_event *, int,
 			    const struct timespec *, const sigset_t *); /* optional */
 	pid_t (*fork)(void);
+	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
 	int (*execve)(const char *, char *const[], char *const[]);
 	int (*execveat)(int, const char *, char *const[], char *const[], int); /* optional */
 	int (*fexecve)(int, char *const[], char *const[]);
@@ -508,6 +509,13 @@ static inline bool flp_is_uds(struct flp_sock *s)
 	k = sock_kind(s);
 	return k == SK_FAST || k == SK_DRAIN;
 }
+
+/* Signals delivered while a wait runs in user space (sig.c). */
+int sig_action(int sig, const struct sigaction *act, struct sigaction *old)
+	FLP_HIDDEN;
+sighandler_t sig_signal(int sig, sighandler_t h) FLP_HIDDEN;
+unsigned sig_count(void) FLP_HIDDEN;
+bool sig_interrupts(unsigned seq, bool has_timeout) FLP_HIDDEN;
 
 /* Monotonic microseconds. */
 uint64_t flp_now_us(void) FLP_HIDDEN;

@@ -53,6 +53,6 @@ void flp_real_resolve(void)
 	R(recvmsg); R(read); R(write); R(readv); R(writev); R(sendfile);
 	R(splice); R(sendmmsg); R(recvmmsg);
 	R(poll); R(ppoll); R(select); R(pselect); R(epoll_ctl);
-	R(epoll_wait); R(epoll_pwait); O(epoll_pwait2); R(fork); R(execve);
+	R(epoll_wait); R(epoll_pwait); O(epoll_pwait2); R(fork); R(sigaction); R(execve);
 	O(execveat); R(fexecve); R(execvpe);
 }

@@ -583,11 +583,12 @@ static bool fd_nonblock(int fd)
 	return fl >= 0 && (fl & O_NONBLOCK);
 }
 
-/* Spin (yielding) until cond() holds or spin_us passes. */
-#define SPIN_UNTIL(cond)                                                   \
+/* Spin (yielding) until cond() holds, spin_us passes or a signal's
+ * handler ran (sig_count() moved from seq). */
+#define SPIN_UNTIL(cond, seq)                                              \
 	do {                                                               \
 		uint64_t t0_ = 0;                                          \
-		for (unsigned i_ = 0; !(cond); i_++) {                     \
+		for (unsigned i_ = 0; !(cond) && sig_count() == (seq); i_++) { \
 			if ((i_ & 15) == 15) {                             \
 				uint64_t now_ = flp_now_us();              \
 				if (!t0_)                                  \
@@ -658,6 +659,7 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 	struct shm_conn *c = conn_get(s);
 	size_t total, done = 0, need;
 	uint64_t deadline = 0;
+	unsigned seq = sig_count();
 	ssize_t ret;
 	int nb = -1;
 
@@ -725,9 +727,16 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 			ret = -EAGAIN;
 			break;
 		}
-		SPIN_UNTIL(has_room(c, need) || peer_reset(c) || atomic_load(&c->peer_gone));
+		SPIN_UNTIL(has_room(c, need) || peer_reset(c) || atomic_load(&c->peer_gone), seq);
 		if (has_room(c, need))
 			continue;
+		/* a handler ran while we were in user space: what the kernel
+		 * would have said had it interrupted a blocked send */
+		if (sig_interrupts(seq, sndtimeo_ms(fd) >= 0)) {
+			ret = done ? (ssize_t)done : -EINTR;
+			break;
+		}
+		seq = sig_count();      /* restarted, as the kernel would */
 		/* sleep on the fd for the reader's bell or the peer's close.
 		 * Bells for our own unread data would wake us at once: they
 		 * are dropped when there is nothing for our reader (then the
@@ -743,11 +752,12 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 			deadline = flp_now_us() + (uint64_t)r * 1000 + 1;
 		if (rx_ready(c)) {
 			/* our fd is readable for our reader's sake (data, or
-			 * the peer's shutdown): poll would not sleep; a signal
-			 * ends the nap as it would end the poll */
-			struct timespec ts = { 0, 200000 };
-			r = nanosleep(&ts, NULL);
-			p.revents = 0;
+			 * the peer's shutdown): poll for POLLIN would not
+			 * sleep.  Nap 200 us, woken by the peer's close (HUP
+			 * and ERR are always reported) or a signal. */
+			struct pollfd hup = { .fd = fd, .events = 0 };
+			r = flp_real.poll(&hup, 1, 1);
+			p.revents = hup.revents;
 		} else {
 			uint64_t now = flp_now_us();
 			int ms = !deadline ? -1 : now >= deadline ? 0 :
@@ -755,8 +765,13 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 			r = flp_real.poll(&p, 1, ms);
 		}
 		if (r < 0 && errno == EINTR) {
-			ret = done ? (ssize_t)done : -EINTR;
-			break;
+			/* poll never restarts; a blocked send does, with
+			 * SA_RESTART and no SO_SNDTIMEO */
+			if (sig_interrupts(seq, deadline != 0)) {
+				ret = done ? (ssize_t)done : -EINTR;
+				break;
+			}
+			seq = sig_count();
 		}
 		if (p.revents & (POLLHUP | POLLERR))
 			atomic_store(&c->peer_gone, true);
@@ -769,6 +784,15 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 		stat_add_tx(s->st, ret);
 	conn_put(c);
 	return ret;
+}
+
+static bool rcvtimeo_set(int fd)
+{
+	struct timeval tv = { 0, 0 };
+	socklen_t l = sizeof(tv);
+
+	flp_real.getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &l);
+	return tv.tv_sec || tv.tv_usec;
 }
 
 /* Wait in the kernel for a bell or EOF on fd; SO_RCVTIMEO, EINTR and
@@ -803,6 +827,7 @@ ssize_t shm_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 	struct iovec small[8], *iov = m->msg_iov, *base = NULL;
 	size_t niov = m->msg_iovlen, total, done = 0;
 	bool peek = flags & MSG_PEEK, trunc = flags & MSG_TRUNC;
+	unsigned seq = sig_count();
 	int nb = -1;
 	ssize_t ret;
 
@@ -889,12 +914,19 @@ ssize_t shm_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 		}
 		/* we are looking: writers need not bell us */
 		atomic_store(&c->rx->armed, 0);
-		SPIN_UNTIL(rx_ready(c));
+		SPIN_UNTIL(rx_ready(c), seq);
 		if (rx_ready(c))
 			continue;
 		arm_rx(fd, c, true);
 		if (rx_ready(c))
 			continue;
+		/* a handler ran while we spun: the kernel would have ended
+		 * (or restarted) a blocked recv; the sleep below would not */
+		if (sig_interrupts(seq, rcvtimeo_set(fd))) {
+			ret = done ? (ssize_t)done : -EINTR;
+			break;
+		}
+		seq = sig_count();
 		if ((r = sleep_rx(fd, c)) < 0) {
 			ret = done ? (ssize_t)done : r;
 			break;

@@ -145,6 +145,7 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 	short small[32], *orig = small;
 	nfds_t xsmall[32], *xi = xsmall;
 	bool psmall[32], *pend = psmall;
+	unsigned seq = sig_count();
 	bool any = false;
 	int r = 0;
 
@@ -179,6 +180,12 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 		/* rings: ready now, or (before a sleep) armed to bell us */
 		if (ms != 0 && shm_ready(pfd, n, round == 1))
 			ms = 0;
+		/* a handler ran while we spun in user space: poll says EINTR
+		 * (it never restarts), as it would have in the kernel */
+		if (ms != 0 && sig_count() != seq) {
+			r = -EINTR;
+			break;
+		}
 		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
 		for (nfds_t i = 0; i < n; i++) {
@@ -776,9 +783,15 @@ static int shm_epoll_spin(int epfd, struct epoll_event *ev, int max, const sigse
 	uint64_t t0 = flp_now_us();
 	int n = 0;
 
+	unsigned seq = sig_count();
+
 	for (unsigned k = 0; n == 0; k++) {
 		if (!shm_epoll_look(epfd, ev, &n, max, k == 0, false))
 			return 0;       /* no shm socket here: turned nothing off */
+		if (n == 0 && sig_count() != seq) {
+			n = -EINTR;     /* as epoll_wait, which never restarts */
+			break;
+		}
 		if (n == 0 && (k & 7) == 7) {
 			int r = flp_real.epoll_pwait(epfd, ev, max, 0, mask);
 			if (r < 0) {

@@ -601,6 +601,8 @@ static void quiet_server(int lfd)
 	close(fd);
 }
 
+static char *self_exe;	/* this program, for roles that re-execute it */
+
 static void on_alrm(int s) { (void)s; }
 
 static void eintr_client(int port)
@@ -625,6 +627,68 @@ static void eintr_client(int port)
 	CHECK_ERRNO(recv(fd, &c, 1, 0), EAGAIN);
 	CHECK(t_now_us() - t0 >= 80000 && t_now_us() - t0 < 3000000, "RCVTIMEO timing %llu",
 	      (unsigned long long)(t_now_us() - t0));
+	t_expect(fd);
+	close(fd);
+}
+
+/*
+ * A signal whose handler runs while a blocking call waits in user space
+ * (the shm transport spins before it sleeps): the call ends as the kernel
+ * would end a blocked one — recv with EINTR, a long send with the count
+ * it sent.  The client runs with a 300 ms spin, so that the one SIGALRM
+ * (at 50 ms) lands in it (the previous library went on waiting: netperf's
+ * TCP_MAERTS hung on its timer).  The server neither reads nor writes
+ * for 1.5 s.
+ */
+static void eintr_spin_server(int lfd)
+{
+	int fd = accept(lfd, NULL, NULL);
+	static uint8_t buf[1 << 16];
+	ssize_t r;
+
+	CHECK(fd >= 0, "accept");
+	usleep(1500000);
+	while ((r = read(fd, buf, sizeof(buf))) > 0)
+		;
+	CHECK(r == 0, "EOF");
+	close(fd);
+}
+
+static void eintr_spin_client(int port)
+{
+	struct itimerval it = { { 0, 0 }, { 0, 50000 } };
+	static uint8_t big[64 << 20];
+	struct sigaction sa;
+	char num[16];
+	uint64_t t0, dt;
+	ssize_t r;
+	int fd;
+
+	if (!getenv("FLP_SPIN_STAGE")) {
+		setenv("FLP_SPIN_STAGE", "1", 1);
+		setenv("FASTLOOP_SPIN_US", "300000", 1);
+		snprintf(num, sizeof(num), "%d", port);
+		execl(self_exe, self_exe, "eintr-spin", "client", num, (char *)NULL);
+		FAIL("exec");
+	}
+	fd = t_connect(port);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alrm;      /* no SA_RESTART */
+	CHECK(sigaction(SIGALRM, &sa, NULL) == 0, "sigaction");
+	t0 = t_now_us();
+	setitimer(ITIMER_REAL, &it, NULL);
+	CHECK_ERRNO(read(fd, big, 1), EINTR);
+	dt = t_now_us() - t0;
+	CHECK(dt >= 40000 && dt < 250000, "read: EINTR after %llu us (the alarm was at 50 ms)",
+	      (unsigned long long)dt);
+	t0 = t_now_us();
+	setitimer(ITIMER_REAL, &it, NULL);
+	r = write(fd, big, sizeof(big));
+	dt = t_now_us() - t0;
+	CHECK((r > 0 && r < (ssize_t)sizeof(big)) || (r < 0 && errno == EINTR),
+	      "write of 64 MiB to a reader that does not read: %zd", r);
+	CHECK(dt >= 40000 && dt < 250000, "write: ended %llu us after the start (alarm at 50 ms)",
+	      (unsigned long long)dt);
 	t_expect(fd);
 	close(fd);
 }
@@ -777,7 +841,6 @@ static void prefork_client(int port)
 
 /* -------------------------------------------------------------- exec */
 
-static char *self_exe;
 
 static void exec_server(int lfd)
 {
@@ -2620,6 +2683,7 @@ static const struct tcase cases[] = {
 	{ "shared-writers", sw_server, sw_client, NULL, "127.0.0.1" },
 	{ "rlimit", rr_server50, rlimit_client, NULL, "127.0.0.1" },
 	{ "exec-stdio", exec_stdio_server, exec_stdio_client, NULL, "127.0.0.1" },
+	{ "eintr-spin", eintr_spin_server, eintr_spin_client, NULL, "127.0.0.1" },
 };
 
 static const struct tcase *find_case(const char *n)
