@@ -39,6 +39,25 @@ int seg_check(const struct seg_hdr *h, size_t len, uint32_t *ring)
 	return 0;
 }
 
+/* Copy len bytes between linear memory p and the ring buf (size, a
+ * power of two) from byte position pos on, wrapping at its end. */
+static void wrap_copy(uint8_t *buf, uint32_t size, uint64_t pos, uint8_t *p,
+		      size_t len, bool into_ring)
+{
+	while (len) {
+		size_t off = (size_t)(pos & (size - 1));
+		size_t n = size - off < len ? size - off : len;
+
+		if (into_ring)
+			memcpy(buf + off, p, n);
+		else
+			memcpy(p, buf + off, n);
+		p += n;
+		pos += n;
+		len -= n;
+	}
+}
+
 /*
  * Append up to max bytes from iov (after the first skip bytes of it) to
  * direction d, as many as there is room for; publishes the new head.
@@ -67,14 +86,8 @@ size_t ring_put(struct seg_dir *d, uint8_t *buf, uint32_t size,
 		skip = 0;
 		if (len > want - done)
 			len = want - done;
-		while (len) {
-			size_t off = (size_t)((h + done) & (size - 1));
-			size_t n = size - off < len ? size - off : len;
-			memcpy(buf + off, src, n);
-			src += n;
-			len -= n;
-			done += n;
-		}
+		wrap_copy(buf, size, h + done, (uint8_t *)src, len, true);
+		done += len;
 	}
 	if (done)
 		atomic_store_explicit(&d->head, h + done, memory_order_release);
@@ -104,14 +117,8 @@ int64_t ring_get(struct seg_dir *d, uint8_t *buf, uint32_t size,
 
 		if (len > want - done)
 			len = want - done;
-		while (len) {
-			size_t off = (size_t)((t + done) & (size - 1));
-			size_t n = size - off < len ? size - off : len;
-			memcpy(dst, buf + off, n);
-			dst += n;
-			len -= n;
-			done += n;
-		}
+		wrap_copy(buf, size, t + done, dst, len, false);
+		done += len;
 	}
 	if (done && !peek)
 		atomic_store_explicit(&d->tail, t + done, memory_order_release);
