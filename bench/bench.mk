@@ -31,8 +31,8 @@ $(BENCH_DIR)/xfer_ipc: bench/micro/xfer_ipc.c bench/micro/ring.c bench/micro/rin
 $(BENCH_DIR)/crr: bench/micro/crr.c | $(BENCH_DIR)
 	$(CC) $(BENCH_CFLAGS) -o $@ bench/micro/crr.c
 
-$(BENCH_DIR)/conns: bench/micro/conns.c | $(BENCH_DIR)
-	$(CC) $(BENCH_CFLAGS) -pthread -o $@ bench/micro/conns.c
+$(BENCH_DIR)/conns: bench/micro/conns.c $(BENCH_COMMON) | $(BENCH_DIR)
+	$(CC) $(BENCH_CFLAGS) -pthread -o $@ bench/micro/conns.c bench/micro/xfer_common.c
 
 bench: $(LIB) $(BENCH_PROGS)
 	bench/run.sh --full

@@ -52,6 +52,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "xfer.h"
+
 #define HELLO_MAGIC 0x666c6f6f70636f6eULL /* "floopcon" */
 #define CHUNK (64u << 10)
 #define BLOCK 4096u
@@ -171,19 +173,6 @@ static uint64_t hash_words(uint64_t h, const unsigned char *p, size_t len)
 		h = (h << 29 | h >> 35) * HASH_P;
 	}
 	return h;
-}
-
-/* The fixed pseudo-random pattern (xorshift64). */
-static void fill_pattern(unsigned char *buf, size_t len)
-{
-	uint64_t x = 0x2545f4914f6cdd1dULL;
-
-	for (size_t i = 0; i + 8 <= len; i += 8) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		memcpy(buf + i, &x, 8);
-	}
 }
 
 /* Stamp each 4 KiB block of a chunk at stream offset off of connection
@@ -736,7 +725,7 @@ static int run(const struct opts *o)
 
 	if (!pat || !buf || !fds)
 		die("malloc");
-	fill_pattern(pat, CHUNK);
+	xfer_fill_pattern(pat, CHUNK);
 	memset(buf, 0, CHUNK); /* touched now, not between the snapshots */
 	nonce = (uint64_t)getpid() << 32 ^ (uint64_t)(now() * 1e6);
 	srv = start_server(o, &sfd);

@@ -74,6 +74,7 @@ int xfer_parse_size(const char *s, uint64_t *out);
 int xfer_parse_common(struct xfer_opts *o, int argc, char **argv, int *i);
 void xfer_opts_init(struct xfer_opts *o, const char *transport);
 int xfer_auto_reps(uint64_t size);
+void xfer_fill_pattern(unsigned char *buf, size_t len);
 const char *xfer_common_usage(void);
 
 /* fd-based transports: write()/read() with EINTR retry. */

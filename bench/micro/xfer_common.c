@@ -77,7 +77,7 @@ static inline uint64_t stamp_at(uint64_t nonce, uint64_t rep, uint64_t off)
 }
 
 /* Fill `buf` with the fixed pseudo-random pattern (xorshift64). */
-static void fill_pattern(unsigned char *buf, size_t len)
+void xfer_fill_pattern(unsigned char *buf, size_t len)
 {
 	uint64_t x = 0x2545f4914f6cdd1dULL;
 
@@ -228,7 +228,7 @@ int xfer_sender(const struct xfer_io *data, const struct xfer_io *back,
 	buf = aligned_alloc(XFER_BLOCK, chunk);
 	if (!buf)
 		xfer_die("out of memory for a %" PRIu64 "-byte chunk", chunk);
-	fill_pattern(buf, chunk);
+	xfer_fill_pattern(buf, chunk);
 
 	h.magic = XFER_MAGIC;
 	h.size = size;
@@ -346,7 +346,7 @@ int xfer_receiver(const struct xfer_io *data, const struct xfer_io *back)
 		expect = aligned_alloc(XFER_BLOCK, h.chunk);
 		if (!buf || !expect)
 			xfer_die("out of memory for a %" PRIu64 "-byte chunk", h.chunk);
-		fill_pattern(expect, h.chunk);
+		xfer_fill_pattern(expect, h.chunk);
 
 		for (uint64_t rep = 0; rep <= h.reps; rep++) {
 			uint64_t ack = h.size;
@@ -404,7 +404,7 @@ int xfer_memcpy(const struct xfer_opts *o, uint64_t size)
 		reps = XFER_MAX_REPS;
 	if (!src || !dst)
 		xfer_die("out of memory for a %" PRIu64 "-byte chunk", chunk);
-	fill_pattern(src, chunk);
+	xfer_fill_pattern(src, chunk);
 	xfer_cpu_now(&c0);
 	for (int rep = 0; rep <= reps; rep++) {
 		double t0;
