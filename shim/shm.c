@@ -638,12 +638,13 @@ static bool has_room(struct shm_conn *c, size_t need)
 	return r < 0 || (size_t)r >= need;
 }
 
-static int sndtimeo_ms(int fd)
+/* The socket's SO_RCVTIMEO or SO_SNDTIMEO (opt) in ms, -1 if none. */
+static int timeo_ms(int fd, int opt)
 {
 	struct timeval tv = { 0, 0 };
 	socklen_t l = sizeof(tv);
 
-	flp_real.getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &l);
+	flp_real.getsockopt(fd, SOL_SOCKET, opt, &tv, &l);
 	if (!tv.tv_sec && !tv.tv_usec)
 		return -1;
 	return (int)(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
@@ -732,7 +733,7 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 			continue;
 		/* a handler ran while we were in user space: what the kernel
 		 * would have said had it interrupted a blocked send */
-		if (sig_interrupts(seq, sndtimeo_ms(fd) >= 0)) {
+		if (sig_count() != seq && sig_interrupts(seq, timeo_ms(fd, SO_SNDTIMEO) >= 0)) {
 			ret = done ? (ssize_t)done : -EINTR;
 			break;
 		}
@@ -748,7 +749,7 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 		arm_rx(fd, c, false);
 		if (has_room(c, need))
 			continue;
-		if (!deadline && (r = sndtimeo_ms(fd)) >= 0)
+		if (!deadline && (r = timeo_ms(fd, SO_SNDTIMEO)) >= 0)
 			deadline = flp_now_us() + (uint64_t)r * 1000 + 1;
 		if (rx_ready(c)) {
 			/* our fd is readable for our reader's sake (data, or
@@ -784,15 +785,6 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 		stat_add_tx(s->st, ret);
 	conn_put(c);
 	return ret;
-}
-
-static bool rcvtimeo_set(int fd)
-{
-	struct timeval tv = { 0, 0 };
-	socklen_t l = sizeof(tv);
-
-	flp_real.getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &l);
-	return tv.tv_sec || tv.tv_usec;
 }
 
 /* Wait in the kernel for a bell or EOF on fd; SO_RCVTIMEO, EINTR and
@@ -922,7 +914,7 @@ ssize_t shm_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 			continue;
 		/* a handler ran while we spun: the kernel would have ended
 		 * (or restarted) a blocked recv; the sleep below would not */
-		if (sig_interrupts(seq, rcvtimeo_set(fd))) {
+		if (sig_count() != seq && sig_interrupts(seq, timeo_ms(fd, SO_RCVTIMEO) >= 0)) {
 			ret = done ? (ssize_t)done : -EINTR;
 			break;
 		}
