@@ -110,6 +110,31 @@ void claim_fill(struct reg_map *m, int slot, uint32_t gen,
  * announcement without a port is waiting for our address (worth a short
  * wait).
  */
+/*
+ * Is a client that announced a connection to srv (port not filled yet)
+ * still alive?  A server waiting for it to fill its port stops waiting
+ * for a dead one (killed between its connect() and the fill): its
+ * connection then reads EOF at once instead of after the whole wait.
+ * A BUSY slot (pid not written yet) counts as alive.
+ */
+bool claim_pending_alive(struct reg_map *m, const struct reg_addr *srv)
+{
+	for (int i = 0; i < REG_NSLOTS; i++) {
+		struct reg_slot *s = &m->slots[i];
+		uint32_t st = claim_state(load(s));
+		struct reg_addr d;
+
+		if (st != SLOT_ANNOUNCED && st != SLOT_BUSY)
+			continue;
+		memcpy(&d, &s->srv, sizeof(d));
+		if (d.port != srv->port)
+			continue;
+		if (st == SLOT_BUSY || flp_pid_alive(s->client_pid, s->client_start))
+			return true;
+	}
+	return false;
+}
+
 int claim_find(struct reg_map *m, const struct reg_addr *cli,
 	       const struct reg_addr *srv, uint64_t *sw, bool *pending)
 {

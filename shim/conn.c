@@ -1075,7 +1075,7 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 static bool try_adopt(struct flp_sock *s, int wait_us, bool *pending)
 {
 	struct reg_addr cli, srv;
-	uint64_t t0 = 0, sw;
+	uint64_t t0 = 0, sw, last_look = 0;
 	int idx, r;
 
 	*pending = false;
@@ -1108,10 +1108,21 @@ static bool try_adopt(struct flp_sock *s, int wait_us, bool *pending)
 		}
 		if (!*pending)
 			return false;
-		if (!t0)
+		if (!t0) {
 			t0 = flp_now_us();
-		else if (flp_now_us() - t0 >= (uint64_t)wait_us)
-			return false;
+		} else {
+			uint64_t w = flp_now_us() - t0;
+			if (w >= (uint64_t)wait_us)
+				return false;
+			/* past 1 ms, every ~1 ms: is the client still there? */
+			if (w >= 1000 && w / 1000 != last_look) {
+				last_look = w / 1000;
+				if (!claim_pending_alive(s->map, &srv)) {
+					*pending = false;
+					return false;
+				}
+			}
+		}
 		/* the client is between connect() and filling its port;
 		 * on a shared core it needs the CPU to get there: yield, and
 		 * past the first 200 us sleep rather than spin */

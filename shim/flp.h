@@ -267,6 +267,7 @@ int claim_find(struct reg_map *m, const struct reg_addr *cli,
 	       const struct reg_addr *srv, uint64_t *sw, bool *pending)
 	FLP_HIDDEN;
 bool claim_begin_adopt(struct reg_map *m, int slot, uint64_t sw) FLP_HIDDEN;
+bool claim_pending_alive(struct reg_map *m, const struct reg_addr *srv) FLP_HIDDEN;
 bool claim_end_adopt(struct reg_map *m, int slot, uint32_t gen, bool ok)
 	FLP_HIDDEN;
 uint32_t claim_poll(struct reg_map *m, int slot, uint32_t gen) FLP_HIDDEN;

@@ -450,6 +450,10 @@ static void shut_server(int lfd)
 	/* client half-closes after 1 MiB: we see the data, then RDHUP + EOF */
 	CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0, "ctl");
 	t_recv_stream(fd, 11, 1 << 20);
+	/* tell the client we have it all: its shutdown then meets a
+	 * decided connection (a pending one would decide TCP, correctly,
+	 * when we are slow to adopt on a loaded machine) */
+	t_write_all(fd, "k", 1);
 	CHECK(epoll_wait(ep, &ev, 1, 5000) == 1 && (ev.events & EPOLLRDHUP),
 	      "EPOLLRDHUP (events %x)", ev.events);
 	CHECK(read(fd, &c, 1) == 0, "EOF after half-close");
@@ -467,6 +471,8 @@ static void shut_client(int port)
 	char c;
 
 	t_send_stream(fd, 11, 1 << 20);
+	t_read_all(fd, &c, 1);
+	CHECK(c == 'k', "the server's ack");
 	CHECK(shutdown(fd, SHUT_WR) == 0, "shutdown");
 	CHECK_ERRNO(send(fd, "x", 1, MSG_NOSIGNAL), EPIPE);
 	t_recv_stream(fd, 12, 1 << 20);
