@@ -289,6 +289,14 @@ int shm_take(struct flp_sock *s, int u)
 
 	if (!flp_want_shm())
 		return 0;
+	/* the header that made us switch may come a moment before the
+	 * preface (two writes of the adopter, which then marks TAKEN): wait
+	 * for it, bounded; a dead adopter reads EOF */
+	{
+		struct pollfd p = { .fd = u, .events = POLLIN };
+		for (int i = 0; i < 100 && flp_real.poll(&p, 1, 10) == 0; i++)
+			;
+	}
 	r = flp_real.recvmsg(u, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (r == 0 || (r < 0 && errno == ECONNRESET))
 		return -ECONNRESET;     /* the server died while adopting */
