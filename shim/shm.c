@@ -1121,8 +1121,10 @@ uint32_t shm_prepare_wait(int fd, struct flp_sock *s, uint32_t want)
  */
 bool shm_rx_look(struct flp_sock *s, bool looking)
 {
-	struct shm_conn *c = conn_get(s);
-	bool r;
+	/* the caller holds flp_mu: teardown (under it) cannot drop the
+	 * connection meanwhile, so no reference is taken (this runs for
+	 * every registration on every look of a spin) */
+	struct shm_conn *c = flp_shm(s);
 
 	if (!c)
 		return false;
@@ -1132,9 +1134,7 @@ bool shm_rx_look(struct flp_sock *s, bool looking)
 	} else {
 		atomic_store(&c->rx->armed, 1);         /* then look: a fence */
 	}
-	r = rx_ready(c);
-	conn_put(c);
-	return r;
+	return rx_ready(c);
 }
 
 /* The app was told the socket is writable (or no one here waits for
