@@ -1075,7 +1075,7 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 static bool try_adopt(struct flp_sock *s, int wait_us, bool *pending)
 {
 	struct reg_addr cli, srv;
-	uint64_t t0 = 0, sw, last_look = 0;
+	uint64_t t0 = 0, sw, last_look = 0, life;
 	int idx, r;
 
 	*pending = false;
@@ -1125,12 +1125,22 @@ static bool try_adopt(struct flp_sock *s, int wait_us, bool *pending)
 		}
 		/* the client is between connect() and filling its port;
 		 * on a shared core it needs the CPU to get there: yield, and
-		 * past the first 200 us sleep rather than spin */
+		 * past the first 200 us sleep rather than spin.  Without
+		 * flp_mu: a client thread of this process takes it to fill
+		 * its claim (it waited for us for the whole wait). */
+		life = s->serial;
+		pthread_mutex_unlock(&flp_mu);
 		if (flp_now_us() - t0 < 200) {
 			sched_yield();
 		} else {
 			struct timespec ts = { 0, 20000 };
 			nanosleep(&ts, NULL);
+		}
+		pthread_mutex_lock(&flp_mu);
+		if (s->serial != life || s->kind != SK_UNDECIDED) {
+			/* decided, or closed, by another thread meanwhile */
+			*pending = false;
+			return s->serial == life && (s->kind == SK_FAST || s->kind == SK_DRAIN);
 		}
 	}
 	return false;
@@ -1270,8 +1280,11 @@ int conn_settle(int fd, struct flp_sock *s, bool force)
 		/* a claim announced but not filled is a client between its
 		 * connect() and the next instruction: only preemption keeps it
 		 * there, so waiting for it (while it is pending) is short */
+		uint64_t life = s->serial;
+		/* try_adopt lets flp_mu go while it waits: s may have been
+		 * closed (and its entry reused) meanwhile */
 		if (!try_adopt(s, force ? flp_cfg.decide_wait_us : 0, &pending) &&
-		    s->kind == SK_UNDECIDED && (force || !pending))
+		    s->serial == life && s->kind == SK_UNDECIDED && (force || !pending))
 			to_tcp(s, "peer-not-preloaded");
 		return 0;
 	}

@@ -19,6 +19,7 @@ static struct flp_sock *_Atomic *tab;
 static _Atomic uint8_t *hints;
 static int tab_len;
 static struct flp_sock *free_list;
+static uint64_t serial;         /* guarded by flp_mu, as sock_new */
 
 /* Table size: the hard fd limit at start-up (programs raise their soft
  * limit later: nginx, redis), capped.  fds beyond it are passed through
@@ -70,6 +71,7 @@ struct flp_sock *sock_new(int kind)
 	else if (!(s = malloc(sizeof(*s))))
 		return NULL;
 	memset(s, 0, sizeof(*s));
+	s->serial = ++serial;
 	s->fds = s->fds_inline;
 	s->fds_cap = SOCK_MAX_FDS;
 	pthread_mutex_init(&s->mu, NULL);

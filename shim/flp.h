@@ -311,6 +311,7 @@ struct sock_opt {
 
 struct flp_sock {
 	int kind;
+	uint64_t serial;                /* which life of this (recycled) entry */
 	bool server;
 	pthread_mutex_t mu;             /* serialises state changes */
 	int *fds;                       /* the app's fd numbers for this socket */
