@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -263,8 +264,17 @@ void reg_unpublish(struct reg_map *m)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return;
-	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-		sweep(name, ino);
+	/* a client's liveness probe holds a shared lock for a moment (the
+	 * file was left behind when we met one); a fork child that still
+	 * listens holds it for good: a few short tries tell them apart */
+	for (int i = 0; i < 5; i++) {
+		struct timespec ts = { 0, 200000 };
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			sweep(name, ino);
+			break;
+		}
+		nanosleep(&ts, NULL);
+	}
 	flp_real.close(fd);
 }
 
