@@ -13,19 +13,23 @@
 
 extern int __sigaction(int, const struct sigaction *, struct sigaction *);
 
-static bool early(void)
+/* ThreadSanitizer's runtime calls sigaction while it initialises, before
+ * an instrumented function may run: these two stay uninstrumented. */
+#define FLP_NO_TSAN __attribute__((no_sanitize("thread")))
+
+static inline FLP_NO_TSAN bool early(void)
 {
 	return !__atomic_load_n(&flp_ready, __ATOMIC_ACQUIRE);
 }
 
-FLP_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+FLP_EXPORT FLP_NO_TSAN int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	if (early())
 		return __sigaction(sig, act, old);
 	return (int)flp_ret(sig_action(sig, act, old));
 }
 
-FLP_EXPORT sighandler_t signal(int sig, sighandler_t h)
+FLP_EXPORT FLP_NO_TSAN sighandler_t signal(int sig, sighandler_t h)
 {
 	if (early()) {
 		/* glibc's BSD semantics, as sig_signal() */
