@@ -2639,6 +2639,802 @@ static void rlimit_client(int port)
 		close(hold[--n]);
 }
 
+/* ------------------------------- late switch: records in flight both ways */
+
+/*
+ * A server may adopt a connection late: after FASTLOOP_SWITCH_AFTER data
+ * calls that moved bytes on it (0: in accept()).  Until then both
+ * directions are plain TCP, and at the switch each side may have bytes of
+ * the other's still unread in its TCP socket.  These cases make the switch
+ * fall in the middle of a conversation and check every byte both ways.
+ *
+ * Bytes travel as records: a header {magic, seq, len, sum} and len bytes
+ * of payload, t_byte(stream seed, payload position) with position counted
+ * across the direction's records, sum an FNV-1a of the payload.  The sizes
+ * are a function of (seed, direction, index), so the reader checks the
+ * header's every field, every payload byte, the sum, and at EOF the count.
+ * The seed is the listener's port (FLP_SEED overrides it): it differs from
+ * run to run and both roles know it.
+ */
+#define LS_MAGIC 0x4c53726bu            /* "krSL" */
+#define LS_MAX (256u << 10)             /* largest payload */
+#define LS_RBUF (64u << 10)             /* largest read */
+#define LS_WAIT_MS 10000                /* any single wait */
+#define LS_BOUND_S 60                   /* a role, at most */
+
+struct ls_hdr { uint32_t magic, seq, len, sum; };
+
+/* one direction's records */
+struct ls_dir {
+	uint64_t seed;
+	int dir;                        /* 0 client -> server, 1 back */
+	uint32_t init;                  /* the first init records are <= 64 KiB */
+	uint32_t n;                     /* records in all */
+};
+
+static int ls_k(void)
+{
+	const char *e = getenv("FASTLOOP_SWITCH_AFTER");
+	return e && *e ? atoi(e) : 8;
+}
+
+static uint32_t ls_rounds(void)
+{
+	int k = ls_k();
+	return 4u * (uint32_t)(k > 0 ? k : 0) + 20;
+}
+
+static uint64_t ls_mix(uint64_t x)
+{
+	x += 0x9E3779B97F4A7C15ull;
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+	return x ^ (x >> 31);
+}
+
+/* Payload size of record j: 1..64 KiB for the first ones, then 1..256 KiB
+ * (a quarter uniform, the rest log-uniform: small and large both). */
+static uint32_t ls_size(const struct ls_dir *d, uint32_t j)
+{
+	uint64_t h = ls_mix(ls_mix(d->seed) + ((uint64_t)d->dir << 40) + j);
+	uint32_t lo = (uint32_t)h;
+
+	if (j < d->init)
+		return 1 + lo % (64u << 10);
+	if ((h >> 40) % 4 == 0)
+		return 1 + lo % LS_MAX;
+	return 1 + lo % (1u << ((h >> 32) % 19));        /* up to 2^18 = LS_MAX */
+}
+
+static uint64_t ls_total(const struct ls_dir *d)
+{
+	uint64_t t = 0;
+
+	for (uint32_t j = 0; j < d->n; j++)
+		t += sizeof(struct ls_hdr) + ls_size(d, j);
+	return t;
+}
+
+static uint64_t ls_pseed(const struct ls_dir *d)
+{
+	return d->seed * 2 + (uint64_t)d->dir + 0x1000;
+}
+
+static uint32_t ls_fnv(uint32_t h, uint8_t b)
+{
+	return (h ^ b) * 16777619u;
+}
+
+/* The writer's side of a direction: the record being written. */
+struct ls_out {
+	struct ls_dir d;
+	uint32_t sent;                  /* records written whole */
+	uint8_t *buf;
+	size_t len, off;                /* of the current record; len 0: none built */
+	uint64_t pos;                   /* payload position of the next record */
+};
+
+static void ls_out_init(struct ls_out *o, const struct ls_dir *d)
+{
+	memset(o, 0, sizeof(*o));
+	o->d = *d;
+	o->buf = malloc(sizeof(struct ls_hdr) + LS_MAX);
+	CHECK(o->buf, "malloc");
+}
+
+static void ls_out_build(struct ls_out *o)
+{
+	struct ls_hdr h = { LS_MAGIC, o->sent, ls_size(&o->d, o->sent), 2166136261u };
+	uint8_t *p = o->buf + sizeof(h);
+
+	if (o->len)
+		return;
+	t_fill(p, h.len, ls_pseed(&o->d), o->pos);
+	for (uint32_t i = 0; i < h.len; i++)
+		h.sum = ls_fnv(h.sum, p[i]);
+	memcpy(o->buf, &h, sizeof(h));
+	o->len = sizeof(h) + h.len;
+	o->off = 0;
+	o->pos += h.len;
+}
+
+/* w bytes of the current record went out; true when it is complete */
+static bool ls_out_done(struct ls_out *o, size_t w)
+{
+	CHECK(w <= o->len - o->off, "wrote %zu of %zu", w, o->len - o->off);
+	o->off += w;
+	if (o->off < o->len)
+		return false;
+	o->sent++;
+	o->len = 0;
+	return true;
+}
+
+/* The reader's side: parses the peer's stream and checks every byte. */
+struct ls_in {
+	struct ls_dir d;
+	const char *what;
+	uint32_t got;                   /* records read whole */
+	struct ls_hdr h;
+	size_t have;                    /* header bytes so far */
+	uint32_t left, sum;             /* payload still to come; its sum so far */
+	uint64_t pos, bytes;
+};
+
+static void ls_in_init(struct ls_in *in, const struct ls_dir *d, const char *what)
+{
+	memset(in, 0, sizeof(*in));
+	in->d = *d;
+	in->what = what;
+}
+
+static void ls_in_feed(struct ls_in *in, const uint8_t *p, size_t n)
+{
+	uint64_t ps = ls_pseed(&in->d);
+
+	in->bytes += n;
+	while (n) {
+		if (in->have < sizeof(in->h)) {
+			size_t c = sizeof(in->h) - in->have;
+			if (c > n)
+				c = n;
+			memcpy((uint8_t *)&in->h + in->have, p, c);
+			in->have += c;
+			p += c;
+			n -= c;
+			if (in->have < sizeof(in->h))
+				break;
+			CHECK(in->got < in->d.n, "%s: bytes after the last record (%u) (seed %llu)",
+			      in->what, in->d.n, (unsigned long long)in->d.seed);
+			CHECK(in->h.magic == LS_MAGIC && in->h.seq == in->got &&
+			      in->h.len == ls_size(&in->d, in->got),
+			      "%s: record %u: header {%08x, seq %u, len %u}, want {%08x, %u, %u} "
+			      "(stream byte %llu, seed %llu)", in->what, in->got, in->h.magic,
+			      in->h.seq, in->h.len, LS_MAGIC, in->got, ls_size(&in->d, in->got),
+			      (unsigned long long)(in->bytes - n - sizeof(in->h)),
+			      (unsigned long long)in->d.seed);
+			in->left = in->h.len;
+			in->sum = 2166136261u;
+			continue;
+		}
+		size_t c = n < in->left ? n : in->left;
+		for (size_t i = 0; i < c; i++) {
+			uint8_t want = t_byte(ps, in->pos + i);
+			if (p[i] != want)
+				FAIL("%s: record %u (len %u) payload byte %u: got %02x want %02x "
+				     "(payload position %llu, seed %llu)", in->what, in->got, in->h.len,
+				     in->h.len - in->left + (uint32_t)i, p[i], want,
+				     (unsigned long long)(in->pos + i), (unsigned long long)in->d.seed);
+			in->sum = ls_fnv(in->sum, p[i]);
+		}
+		in->pos += c;
+		in->left -= (uint32_t)c;
+		p += c;
+		n -= c;
+		if (in->left == 0) {
+			CHECK(in->sum == in->h.sum, "%s: record %u: checksum %08x, header says %08x",
+			      in->what, in->got, in->sum, in->h.sum);
+			in->got++;
+			in->have = 0;
+		}
+	}
+}
+
+static void ls_in_eof(struct ls_in *in)
+{
+	CHECK(in->got == in->d.n && in->have == 0,
+	      "%s: EOF after %u of %u records (+%zu header bytes, %u payload bytes missing; seed %llu)",
+	      in->what, in->got, in->d.n, in->have, in->have == sizeof(in->h) ? in->left : 0,
+	      (unsigned long long)in->d.seed);
+	CHECK(in->bytes == ls_total(&in->d), "%s: %llu bytes in all, want %llu", in->what,
+	      (unsigned long long)in->bytes, (unsigned long long)ls_total(&in->d));
+}
+
+/* Read sizes: log-uniform 1..64 KiB, so the switch falls anywhere. */
+static size_t ls_chunk(uint64_t *rng)
+{
+	uint64_t h = ls_mix((*rng)++);
+	return 1 + (size_t)((uint32_t)h % (1u << ((h >> 32) % 17)));
+}
+
+static void ls_on_alarm(int sig)
+{
+	static const char m[] = "FAIL: a role exceeded its time bound\n";
+	(void)sig;
+	if (write(2, m, sizeof(m) - 1) < 0) {
+		/* nothing more to say */
+	}
+	_exit(1);
+}
+
+/* Every role: a time bound, and a write to a closed peer fails (EPIPE,
+ * reported) rather than killing the role with SIGPIPE. */
+static void ls_bound(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGALRM, ls_on_alarm);
+	alarm(LS_BOUND_S);
+}
+
+/* The seed of sizes and bytes: the port, or FLP_SEED (to replay a failure:
+ * the messages name the seed). */
+static uint64_t ls_seed(int port)
+{
+	const char *e = getenv("FLP_SEED");
+	return e && *e ? strtoull(e, NULL, 0) : (uint64_t)port;
+}
+
+static int ls_port_of(int lfd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	CHECK(getsockname(lfd, (struct sockaddr *)&ss, &sl) == 0, "getsockname");
+	return ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+					     : ((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+/*
+ * late-switch*: the server writes 2 records (<= 64 KiB) and the client 3
+ * before either reads; then R = 4K+20 rounds of ping-pong: the client
+ * sends a record once it has the server's first two and the answers to
+ * its earlier ones, the server answers each client record after the
+ * first three.  The client then has sent 3+R records, the server 2+R;
+ * each shuts its sending side after its last and reads to EOF.  Blocking,
+ * both write unread bytes only at the start (3 x 64 KiB one way, 2 the
+ * other: any buffer that holds what loopback TCP holds takes them); after
+ * that one record is in flight at a time, and a large one blocks its
+ * writer until the reader makes room.  The non-blocking variants read
+ * whatever comes while they write (epoll-et: every call until EAGAIN, and
+ * a wait only for an edge the kernel would give: EPOLLIN after a read's
+ * EAGAIN, EPOLLOUT after a write's).  Reads are of random sizes, so the
+ * K-th call of a late switch falls anywhere in a record.
+ */
+enum ls_mode { LS_BLOCK, LS_EPOLL_LT, LS_EPOLL_ET, LS_POLL };
+
+struct ls_side {
+	int fd, ep;
+	enum ls_mode mode;
+	struct ls_out out;
+	struct ls_in in;
+	bool shut, eof;
+	uint32_t reg;                   /* epoll LT: events registered */
+	uint64_t rng;
+	unsigned long empty;            /* readiness without a byte to move */
+	struct { char op; int r; uint32_t ev; } tr[12];  /* the last calls, for a failure */
+	unsigned ntr;
+};
+
+/* op: r read, w write (r: bytes or -errno), e a wait (r: its result, ev: events) */
+static void ls_note(struct ls_side *s, char op, long r, uint32_t ev)
+{
+	unsigned i = s->ntr++ % (sizeof(s->tr) / sizeof(s->tr[0]));
+
+	s->tr[i].op = op;
+	s->tr[i].r = (int)r;
+	s->tr[i].ev = ev;
+}
+
+static const uint64_t ls_tag = 0x1a7e5017c4ull;
+
+/* Record j of a direction may go once the sender has read this many. */
+static uint32_t ls_gate(int dir, uint32_t j)
+{
+	if (dir == 0)
+		return j < 3 ? 0 : j - 1;
+	return j < 2 ? 0 : j + 2;
+}
+
+static bool ls_sendable(const struct ls_side *s)
+{
+	return s->out.sent < s->out.d.n && s->in.got >= ls_gate(s->out.d.dir, s->out.sent);
+}
+
+/* One write call: 1 bytes moved, 0 EAGAIN, -1 nothing may be sent now. */
+static int ls_try_write(struct ls_side *s)
+{
+	ssize_t w;
+
+	if (!ls_sendable(s))
+		return -1;
+	ls_out_build(&s->out);
+	do
+		w = write(s->fd, s->out.buf + s->out.off, s->out.len - s->out.off);
+	while (w < 0 && errno == EINTR);
+	ls_note(s, 'w', w < 0 ? -errno : w, 0);
+	if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		CHECK(s->mode != LS_BLOCK, "blocking write of record %u timed out (%d ms)",
+		      s->out.sent, LS_WAIT_MS);
+		return 0;
+	}
+	CHECK(w > 0, "write record %u at %zu of %zu: %zd", s->out.sent, s->out.off, s->out.len, w);
+	if (ls_out_done(&s->out, (size_t)w) && s->out.sent == s->out.d.n) {
+		CHECK(shutdown(s->fd, SHUT_WR) == 0, "shutdown(SHUT_WR) after the last record");
+		s->shut = true;
+	}
+	return 1;
+}
+
+/* One read call: 1 bytes moved or EOF, 0 EAGAIN. */
+static int ls_try_read(struct ls_side *s)
+{
+	static uint8_t buf[LS_RBUF];
+	ssize_t r;
+
+	do
+		r = read(s->fd, buf, ls_chunk(&s->rng));
+	while (r < 0 && errno == EINTR);
+	ls_note(s, 'r', r < 0 ? -errno : r, 0);
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		CHECK(s->mode != LS_BLOCK, "blocking read timed out (%d ms) after %u records",
+		      LS_WAIT_MS, s->in.got);
+		return 0;
+	}
+	CHECK(r >= 0, "read after %u records", s->in.got);
+	if (r == 0) {
+		ls_in_eof(&s->in);
+		s->eof = true;
+	} else {
+		ls_in_feed(&s->in, buf, (size_t)r);
+	}
+	return 1;
+}
+
+/* A wait ran out: say where both streams stood and what the socket says
+ * now (a missed edge or wakeup shows as bytes readable or room to write). */
+static void ls_stuck(const struct ls_side *s, const char *wait, int n, bool rd, bool wr)
+	__attribute__((noreturn));
+static void ls_stuck(const struct ls_side *s, const char *wait, int n, bool rd, bool wr)
+{
+	struct pollfd p = { .fd = s->fd, .events = POLLIN | POLLOUT };
+	int unread = -1, pr = poll(&p, 1, 0);
+	unsigned k = s->ntr > 12 ? s->ntr - 12 : 0;
+	char tr[400];
+	size_t l = 0;
+
+	ioctl(s->fd, FIONREAD, &unread);
+	for (tr[0] = 0; k < s->ntr && l < sizeof(tr) - 32; k++) {
+		const typeof(s->tr[0]) *o = &s->tr[k % 12];
+		l += (size_t)snprintf(tr + l, sizeof(tr) - l, o->op == 'e' ? " e%d/%x" : " %c%d",
+				      o->op == 'e' ? o->r : o->op, o->op == 'e' ? (int)o->ev : o->r);
+	}
+	FAIL("%s: %d after %d ms, waiting to%s%s; sent %u of %u records (%zu of %zu of the "
+	     "next), read %u of %u (%zu header bytes, %u payload left); now FIONREAD %d, "
+	     "poll(0) %d revents %x; last calls (r/w: bytes or -errno, e: n/events):%s",
+	     wait, n, LS_WAIT_MS, rd ? " read" : "", wr ? " write" : "", s->out.sent, s->out.d.n,
+	     s->out.len ? s->out.off : 0, s->out.len, s->in.got, s->in.d.n, s->in.have,
+	     s->in.have == sizeof(s->in.h) ? s->in.left : 0, unread, pr, p.revents, tr);
+}
+
+/* Level-triggered wait (poll, or epoll with the interest kept current). */
+static short ls_wait_level(struct ls_side *s, short want)
+{
+	if (s->mode == LS_POLL) {
+		struct pollfd p = { .fd = s->fd, .events = want };
+		int n = poll(&p, 1, LS_WAIT_MS);
+		ls_note(s, 'e', n, (uint32_t)p.revents);
+		if (n != 1)
+			ls_stuck(s, "poll", n, want & POLLIN, want & POLLOUT);
+		CHECK(!(p.revents & POLLNVAL), "POLLNVAL");
+		return p.revents;
+	}
+	struct epoll_event ev = { .events = (uint32_t)want, .data.u64 = ls_tag };
+	if (s->reg != ev.events) {
+		CHECK(epoll_ctl(s->ep, EPOLL_CTL_MOD, s->fd, &ev) == 0, "EPOLL_CTL_MOD %x", want);
+		s->reg = ev.events;
+	}
+	int n = epoll_wait(s->ep, &ev, 1, LS_WAIT_MS);
+	ls_note(s, 'e', n, n > 0 ? ev.events : 0);
+	if (n != 1)
+		ls_stuck(s, "epoll_wait (level)", n, want & POLLIN, want & POLLOUT);
+	CHECK(ev.data.u64 == ls_tag, "epoll data %llx", (unsigned long long)ev.data.u64);
+	return (short)ev.events;
+}
+
+static void ls_run(struct ls_side *s)
+{
+	bool rblk = false, wblk = false;
+
+	switch (s->mode) {
+	case LS_BLOCK:
+		for (;;) {
+			while (ls_try_write(s) == 1)
+				;
+			if (s->eof)
+				break;
+			ls_try_read(s);
+		}
+		break;
+	case LS_EPOLL_ET:
+		/* every call until EAGAIN; wait only for a new edge */
+		for (;;) {
+			int w;
+			while (!wblk && (w = ls_try_write(s)) >= 0)
+				wblk = w == 0;
+			while (!s->eof && !rblk)
+				rblk = ls_try_read(s) == 0;
+			if (!wblk && ls_sendable(s))
+				continue;       /* what was read opened the gate */
+			if (s->eof && s->shut)
+				break;
+			CHECK(!s->eof || ls_sendable(s), "EOF with records unsendable: protocol stuck");
+			struct epoll_event ev[4];
+			int n = epoll_wait(s->ep, ev, 4, LS_WAIT_MS);
+			ls_note(s, 'e', n, n > 0 ? ev[0].events : 0);
+			if (n < 1)
+				ls_stuck(s, "epoll_wait (edge)", n, rblk && !s->eof, wblk);
+			for (int i = 0; i < n; i++) {
+				CHECK(ev[i].data.u64 == ls_tag, "epoll data");
+				if (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+					rblk = false;
+				if (ev[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+					wblk = false;
+			}
+		}
+		break;
+	case LS_EPOLL_LT:
+	case LS_POLL:
+		/* one call per readiness reported */
+		for (;;) {
+			short want = (short)((s->eof ? 0 : POLLIN) | (ls_sendable(s) ? POLLOUT : 0));
+			if (s->eof && s->shut)
+				break;
+			CHECK(want, "nothing to wait for: protocol stuck (sent %u, read %u)",
+			      s->out.sent, s->in.got);
+			short ev = ls_wait_level(s, want);
+			if ((ev & (POLLOUT | POLLERR | POLLHUP)) && ls_sendable(s))
+				s->empty += ls_try_write(s) == 0;
+			if ((ev & (POLLIN | POLLERR | POLLHUP | POLLRDHUP)) && !s->eof)
+				s->empty += ls_try_read(s) == 0;
+			CHECK(s->empty < 100000, "%lu readiness reports without a byte to move: "
+			      "a busy loop", s->empty);
+		}
+		break;
+	}
+}
+
+static void ls_side_init(struct ls_side *s, int fd, enum ls_mode m, bool server, uint64_t seed)
+{
+	uint32_t r = ls_rounds();
+	struct ls_dir c2s = { seed, 0, 3, 3 + r }, s2c = { seed, 1, 2, 2 + r };
+
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+	s->ep = -1;
+	s->mode = m;
+	s->rng = seed * 31 + server;
+	ls_out_init(&s->out, server ? &s2c : &c2s);
+	ls_in_init(&s->in, server ? &c2s : &s2c, server ? "client's records" : "server's records");
+	if (m == LS_BLOCK) {
+		set_tv_ms(fd, SO_RCVTIMEO, LS_WAIT_MS);
+		set_tv_ms(fd, SO_SNDTIMEO, LS_WAIT_MS);
+	} else if (m == LS_EPOLL_LT || m == LS_EPOLL_ET) {
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.u64 = ls_tag };
+		if (m == LS_EPOLL_ET)
+			ev.events |= EPOLLET;
+		s->ep = epoll_create1(EPOLL_CLOEXEC);
+		CHECK(s->ep >= 0, "epoll_create1");
+		CHECK(epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) == 0, "EPOLL_CTL_ADD");
+		s->reg = ev.events;
+	}
+}
+
+static void ls_side_end(struct ls_side *s)
+{
+	CHECK(s->shut && s->out.sent == s->out.d.n, "sent %u of %u", s->out.sent, s->out.d.n);
+	t_expect(s->fd);
+	if (s->ep >= 0)
+		close(s->ep);
+	close(s->fd);
+	free(s->out.buf);
+}
+
+static void ls_server(int lfd, enum ls_mode m)
+{
+	struct ls_side s;
+	int fd;
+
+	ls_bound();
+	if (m == LS_EPOLL_ET) {
+		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+	} else {
+		fd = accept(lfd, NULL, NULL);
+		if (fd >= 0 && m != LS_BLOCK)
+			CHECK(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0, "O_NONBLOCK");
+	}
+	CHECK(fd >= 0, "accept");
+	ls_side_init(&s, fd, m, true, ls_seed(ls_port_of(lfd)));
+	ls_run(&s);
+	ls_side_end(&s);
+}
+
+static void ls_client(int port, enum ls_mode m)
+{
+	struct ls_side s;
+	int fd, err = -1;
+	socklen_t l = sizeof(err);
+
+	ls_bound();
+	fd = t_connect_flags("127.0.0.1", port, m == LS_BLOCK ? 0 : SOCK_NONBLOCK);
+	/* registered (epoll) while the connect may still be in progress */
+	ls_side_init(&s, fd, m, false, ls_seed(port));
+	if (m != LS_BLOCK) {
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+		CHECK(poll(&p, 1, LS_WAIT_MS) == 1, "connect completion");
+		CHECK(getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) == 0 && err == 0,
+		      "SO_ERROR %d", err);
+	}
+	ls_run(&s);
+	ls_side_end(&s);
+}
+
+static void ls_server_block(int lfd) { ls_server(lfd, LS_BLOCK); }
+static void ls_client_block(int port) { ls_client(port, LS_BLOCK); }
+static void ls_server_lt(int lfd) { ls_server(lfd, LS_EPOLL_LT); }
+static void ls_client_lt(int port) { ls_client(port, LS_EPOLL_LT); }
+static void ls_server_et(int lfd) { ls_server(lfd, LS_EPOLL_ET); }
+static void ls_client_et(int port) { ls_client(port, LS_EPOLL_ET); }
+static void ls_server_poll(int lfd) { ls_server(lfd, LS_POLL); }
+static void ls_client_poll(int port) { ls_client(port, LS_POLL); }
+
+/*
+ * late-switch-threads: the client writes 4K+20 records from one thread
+ * while another reads, on one blocking socket; the server echoes every
+ * chunk it reads as soon as it has checked it.  The switch then happens
+ * with the client's writer in a send and its reader in a recv at once.
+ * The server checks the records (and their sums) on the way in, the
+ * client's reader the same records on the way back.  The writer
+ * half-closes once the reader has every record back; the server then
+ * half-closes at EOF, and the reader checks the count at its EOF.
+ */
+struct lt_arg {
+	int fd;
+	struct ls_dir d;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint32_t back;                  /* records the reader has had back */
+};
+
+static void *lt_writer(void *a)
+{
+	struct lt_arg *t = a;
+	struct ls_out o;
+
+	ls_out_init(&o, &t->d);
+	while (o.sent < o.d.n) {
+		ls_out_build(&o);
+		ssize_t w = write(t->fd, o.buf + o.off, o.len - o.off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		CHECK(w > 0, "writer: record %u at %zu of %zu: %zd", o.sent, o.off, o.len, w);
+		ls_out_done(&o, (size_t)w);
+	}
+	/* Half-close only once every record is back: a client that shuts
+	 * down before the server adopted (it may not even have accepted yet:
+	 * TCP buffers megabytes) rightly stays TCP, and the case asserts the
+	 * fast path.  By then the server has made >= 2 calls per record. */
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += LS_WAIT_MS / 1000;
+	pthread_mutex_lock(&t->mu);
+	while (t->back < o.d.n)
+		CHECK(pthread_cond_timedwait(&t->cv, &t->mu, &dl) != ETIMEDOUT || t->back == o.d.n,
+		      "writer: %u of %u records back after %d ms", t->back, o.d.n, LS_WAIT_MS);
+	pthread_mutex_unlock(&t->mu);
+	CHECK(shutdown(t->fd, SHUT_WR) == 0, "writer: shutdown(SHUT_WR)");
+	free(o.buf);
+	return NULL;
+}
+
+static void *lt_reader(void *a)
+{
+	struct lt_arg *t = a;
+	uint8_t *buf = malloc(LS_RBUF);
+	uint64_t rng = t->d.seed * 7 + 1;
+	struct ls_in in;
+
+	CHECK(buf, "malloc");
+	ls_in_init(&in, &t->d, "echoed records");
+	for (;;) {
+		ssize_t r = read(t->fd, buf, ls_chunk(&rng));
+		if (r < 0 && errno == EINTR)
+			continue;
+		CHECK(r >= 0, "reader: read after %u records (timeout: %d ms)", in.got, LS_WAIT_MS);
+		if (r == 0)
+			break;
+		uint32_t had = in.got;
+		ls_in_feed(&in, buf, (size_t)r);
+		if (in.got != had) {
+			pthread_mutex_lock(&t->mu);
+			t->back = in.got;
+			pthread_cond_broadcast(&t->cv);
+			pthread_mutex_unlock(&t->mu);
+		}
+	}
+	ls_in_eof(&in);
+	free(buf);
+	return NULL;
+}
+
+static struct ls_dir lt_dir(uint64_t seed)
+{
+	struct ls_dir d = { seed, 0, 0, ls_rounds() };
+	return d;
+}
+
+static void lt_server(int lfd)
+{
+	struct ls_dir d = lt_dir(ls_seed(ls_port_of(lfd)));
+	uint8_t *buf = malloc(LS_RBUF);
+	uint64_t rng = d.seed * 5 + 3;
+	struct ls_in in;
+	int fd;
+
+	ls_bound();
+	fd = accept(lfd, NULL, NULL);
+	CHECK(fd >= 0 && buf, "accept");
+	set_tv_ms(fd, SO_RCVTIMEO, LS_WAIT_MS);
+	set_tv_ms(fd, SO_SNDTIMEO, LS_WAIT_MS);
+	ls_in_init(&in, &d, "client's records");
+	for (;;) {
+		ssize_t r = read(fd, buf, ls_chunk(&rng));
+		if (r < 0 && errno == EINTR)
+			continue;
+		CHECK(r >= 0, "read after %u records (timeout: %d ms)", in.got, LS_WAIT_MS);
+		if (r == 0)
+			break;
+		ls_in_feed(&in, buf, (size_t)r);
+		t_write_all(fd, buf, (size_t)r);
+	}
+	ls_in_eof(&in);
+	CHECK(shutdown(fd, SHUT_WR) == 0, "shutdown(SHUT_WR)");
+	t_expect(fd);
+	close(fd);
+	free(buf);
+}
+
+static void lt_client(int port)
+{
+	struct lt_arg a;
+	pthread_t w, r;
+
+	ls_bound();
+	a.fd = t_connect(port);
+	a.d = lt_dir(ls_seed(port));
+	a.back = 0;
+	pthread_mutex_init(&a.mu, NULL);
+	pthread_cond_init(&a.cv, NULL);
+	set_tv_ms(a.fd, SO_RCVTIMEO, LS_WAIT_MS);
+	set_tv_ms(a.fd, SO_SNDTIMEO, LS_WAIT_MS);
+	CHECK(pthread_create(&r, NULL, lt_reader, &a) == 0, "reader thread");
+	CHECK(pthread_create(&w, NULL, lt_writer, &a) == 0, "writer thread");
+	pthread_join(w, NULL);
+	pthread_join(r, NULL);
+	t_expect(a.fd);
+	close(a.fd);
+}
+
+/*
+ * short-conns: many sequential connections of one 100-byte record each
+ * way (header, seq, sum and payload compared whole).  They make two data
+ * calls a side, fewer than a late-switching server waits for: with
+ * FLP_LAZY every one must stay TCP on both sides (the kernel object,
+ * asked raw), otherwise t_expect says what it must be.  Nothing may leak:
+ * the client's fd count after the run is what it was after the first ten
+ * connections (the library makes its per-process sockets on first use),
+ * and the registry holds no more handshake files than at the start.
+ */
+#define SC_LEN 100
+
+static int sc_n(void)
+{
+	const char *e = getenv("FLP_MANY");
+	int n = e ? atoi(e) : 2000;
+	return n > 0 && n < 2000 ? n : 2000;
+}
+
+static void sc_record(uint8_t *p, int i, int dir)
+{
+	struct ls_hdr h = { LS_MAGIC, (uint32_t)i, SC_LEN - sizeof(h), 2166136261u };
+
+	t_fill(p + sizeof(h), h.len, 0x5c0000u + (uint64_t)i * 2 + (uint64_t)dir, 0);
+	for (uint32_t k = 0; k < h.len; k++)
+		h.sum = ls_fnv(h.sum, p[sizeof(h) + k]);
+	memcpy(p, &h, sizeof(h));
+}
+
+static void sc_check(const uint8_t *got, int i, int dir)
+{
+	uint8_t want[SC_LEN];
+
+	sc_record(want, i, dir);
+	for (int k = 0; k < SC_LEN; k++)
+		CHECK(got[k] == want[k], "connection %d: byte %d of the %s's record: got %02x want %02x",
+		      i, k, dir ? "server" : "client", got[k], want[k]);
+}
+
+/* Lazy: TCP on both sides (unless the threshold is so low that two calls
+ * reach it); otherwise what FLP_EXPECT says. */
+static void sc_expect(int fd, int i)
+{
+	if (!getenv("FLP_LAZY")) {
+		t_expect(fd);
+	} else if (ls_k() > 2) {
+		int d = t_raw_domain(fd);
+		CHECK(d == AF_INET || d == AF_INET6, "connection %d: switched (domain %d) after two "
+		      "data calls, FASTLOOP_SWITCH_AFTER %d", i, d, ls_k());
+	}
+}
+
+static void sc_server(int lfd)
+{
+	int n = sc_n();
+	uint8_t buf[SC_LEN];
+	char c;
+
+	ls_bound();
+	/* accept() and, inherited, every accepted socket's calls */
+	set_tv_ms(lfd, SO_RCVTIMEO, LS_WAIT_MS);
+	set_tv_ms(lfd, SO_SNDTIMEO, LS_WAIT_MS);
+	for (int i = 0; i < n; i++) {
+		int fd = accept(lfd, NULL, NULL);
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		CHECK(fd >= 0, "accept %d", i);
+		t_read_all(fd, buf, SC_LEN);
+		sc_check(buf, i, 0);
+		sc_record(buf, i, 1);
+		t_write_all(fd, buf, SC_LEN);
+		CHECK(poll(&p, 1, LS_WAIT_MS) == 1, "connection %d: no EOF after %d ms", i, LS_WAIT_MS);
+		CHECK(read(fd, &c, 1) == 0, "connection %d: EOF after the record", i);
+		sc_expect(fd, i);
+		close(fd);
+	}
+}
+
+static void sc_client(int port)
+{
+	int n = sc_n(), fds0 = -1;
+	const char *dir = getenv("FASTLOOP_DIR");
+	int files0 = dir ? count_dir(dir) : 0;
+	uint8_t buf[SC_LEN];
+
+	ls_bound();
+	for (int i = 0; i < n; i++) {
+		int fd = t_connect(port);
+		sc_record(buf, i, 0);
+		t_write_all(fd, buf, SC_LEN);
+		t_read_all(fd, buf, SC_LEN);
+		sc_check(buf, i, 1);
+		sc_expect(fd, i);
+		close(fd);
+		if (i == 9 || (n < 10 && i == n - 1))
+			fds0 = t_count_fds();
+	}
+	CHECK(t_count_fds() == fds0, "fd leak: %d fds after %d connections, %d after 10",
+	      t_count_fds(), n, fds0);
+	CHECK(!dir || count_dir(dir) <= files0, "registry files %d -> %d", files0, count_dir(dir));
+}
+
 /* ---------------------------------------------------------- the table */
 
 struct tcase {
@@ -2690,6 +3486,12 @@ static const struct tcase cases[] = {
 	{ "rlimit", rr_server50, rlimit_client, NULL, "127.0.0.1" },
 	{ "exec-stdio", exec_stdio_server, exec_stdio_client, NULL, "127.0.0.1" },
 	{ "eintr-spin", eintr_spin_server, eintr_spin_client, NULL, "127.0.0.1" },
+	{ "late-switch", ls_server_block, ls_client_block, NULL, "127.0.0.1" },
+	{ "late-switch-epoll", ls_server_lt, ls_client_lt, NULL, "127.0.0.1" },
+	{ "late-switch-et", ls_server_et, ls_client_et, NULL, "127.0.0.1" },
+	{ "late-switch-poll", ls_server_poll, ls_client_poll, NULL, "127.0.0.1" },
+	{ "late-switch-threads", lt_server, lt_client, NULL, "127.0.0.1" },
+	{ "short-conns", sc_server, sc_client, NULL, "127.0.0.1" },
 };
 
 static const struct tcase *find_case(const char *n)
