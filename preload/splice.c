@@ -10,7 +10,9 @@
 
 static bool ours(struct flp_sock *s)
 {
-	return flp_is_shm(s) || flp_slow(s);
+	/* a server's socket on trial is TCP: the kernel's splice (haproxy's
+	 * way) serves it, and its calls do not count towards the switch */
+	return flp_is_shm(s) || (flp_slow(s) && sock_kind(s) != SK_TRIAL);
 }
 
 FLP_EXPORT ssize_t splice(int in, loff_t *off_in, int out, loff_t *off_out,

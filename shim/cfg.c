@@ -33,6 +33,10 @@ void cfg_defaults(struct flp_cfg *c)
 	c->accept_wait_us = 200;
 	c->decide_wait_us = 10000;
 	c->spin_us = 50;
+	/* a request, a response and a close are fewer calls than this: such
+	 * a connection stays TCP and costs what TCP costs; one that makes
+	 * more has proved worth a switch */
+	c->switch_after = 8;
 	c->ring = 256 * 1024;
 	/* tmpfs where there is one (the handshake files are mapped); a
 	 * machine or container without /dev/shm uses /tmp */
@@ -104,6 +108,7 @@ static const struct num_key {
 	{ "accept_wait_us", offsetof(struct flp_cfg, accept_wait_us), 0, 100000, false },
 	{ "decide_wait_us", offsetof(struct flp_cfg, decide_wait_us), 0, 10000000, false },
 	{ "spin_us", offsetof(struct flp_cfg, spin_us), 0, 1000000, false },
+	{ "switch_after", offsetof(struct flp_cfg, switch_after), 0, 1000000, false },
 	{ "ring", offsetof(struct flp_cfg, ring), 4096, 64L << 20, true },
 };
 
@@ -206,6 +211,7 @@ static const struct { const char *env, *key; } env_keys[] = {
 	{ "FASTLOOP_ACCEPT_WAIT_US", "accept_wait_us" },
 	{ "FASTLOOP_DECIDE_WAIT_US", "decide_wait_us" },
 	{ "FASTLOOP_SPIN_US", "spin_us" },
+	{ "FASTLOOP_SWITCH_AFTER", "switch_after" },
 	{ "FASTLOOP_RING", "ring" },
 };
 

@@ -56,6 +56,17 @@ static void log_conn(struct flp_sock *s, const char *transport,
 			 s->server ? "<-" : "->", p, transport);
 }
 
+/* A TRIAL socket's own address, asked only when needed (matching its
+ * claim, a log line): accept() does not pay for it. */
+static void fill_local(struct flp_sock *s)
+{
+	if (s->local_len || !s->nfds)
+		return;
+	s->local_len = sizeof(s->local);
+	if (flp_real.getsockname(s->fds[0], (struct sockaddr *)&s->local, &s->local_len) < 0)
+		s->local_len = 0;
+}
+
 /* Log a plain-TCP decision for an fd we hold no entry for. */
 static void log_tcp_fd(int fd, bool server, const char *reason)
 {
@@ -109,9 +120,12 @@ void conn_watch(struct flp_sock *s)
 		s->on_pend = false;
 		flp_ep_pending -= s->nep;
 	}
-	if (!want) {
+	if (!want && k != SK_TRIAL && k != SK_UNDECIDED) {
 		/* nothing to carry or fix any more: the kernel's
-		 * registrations are the app's own */
+		 * registrations are the app's own (a TRIAL socket keeps
+		 * its list, off the watch list: its events are the
+		 * kernel's, but an adoption must carry them; so does it
+		 * while it decides, UNDECIDED) */
 		s->nep = 0;
 		__atomic_store_n(&s->quiet, 0, __ATOMIC_RELAXED);
 	}
@@ -174,6 +188,8 @@ void flp_note_hidden(int fd, struct flp_sock *owner)
 	if (h) {
 		h->owner = owner;
 		fdt_attach(fd, h);
+		if (fdt_get(fd) != h)
+			sock_free(h);   /* beyond the table: not tracked */
 	}
 }
 
@@ -612,6 +628,9 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	s->gen = gen;
 	s->connect_pending = r == -EINPROGRESS;
 	s->pend_t0 = flp_now_us();
+	/* a hint from the listener's file: its server adopts late, after
+	 * the connection proved long-lived, and may write on TCP first */
+	s->lazy = m->hdr->switch_after != 0;
 	memcpy(&s->local, &ss, sl);
 	s->local_len = sl;
 	memcpy(&s->peer, sa, len < sizeof(s->peer) ? len : sizeof(s->peer));
@@ -774,6 +793,8 @@ static void to_tcp(struct flp_sock *s, const char *reason)
 {
 	struct flp_sock *last = NULL;
 
+	if (flp_cfg.log_level >= FLP_LOG_INFO)
+		fill_local(s);
 	log_conn(s, "tcp", reason);
 	ep_restore(s);
 	drop_claim(s);
@@ -794,6 +815,21 @@ static void stat_open(struct flp_sock *s)
 		s->st = stat_conn_open(s->server, (struct sockaddr *)&s->local, s->local_len,
 				       (struct sockaddr *)&s->peer, s->peer_len,
 				       flp_shm(s) ? "shm" : "uds");
+}
+
+/* What the peer has put on TCP socket fd, without taking it. */
+enum tcp_ev { TCP_NOTHING, TCP_EOF, TCP_DATA };
+
+static int tcp_peek(int fd)
+{
+	char b;
+	ssize_t r = flp_real.recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (r > 0)
+		return TCP_DATA;
+	if (r == 0 || (errno != EAGAIN && errno != EINTR))
+		return TCP_EOF;     /* FIN, or a reset: the peer is done */
+	return TCP_NOTHING;
 }
 
 /*
@@ -823,7 +859,7 @@ static void reset_conn(struct flp_sock *s, int err)
 static void client_switch(struct flp_sock *s, int u, pid_t adopter)
 {
 	int32_t claimed = s->map->slots[s->slot].server_pid;
-	int r;
+	int r, hid = -1;
 
 	/* the slot is only a hint (any same-user process can write it); the
 	 * header's 4-tuple and SO_PEERCRED are what we trust: a mismatch
@@ -836,18 +872,44 @@ static void client_switch(struct flp_sock *s, int u, pid_t adopter)
 		reset_conn(s, -r);
 		return;
 	}
+	/* A server that adopted late may have written on TCP before: its
+	 * bytes up to its FIN (the doorbell, sent right after TAKEN) come
+	 * first.  Unless that FIN is all there is, the TCP socket is kept,
+	 * hidden, and read first (SK_DRAIN, as an adopting server does). */
+	if (tcp_peek(s->fds[0]) != TCP_EOF) {
+		hid = flp_real.fcntl(s->fds[0], F_DUPFD_CLOEXEC, fdt_max() / 2);
+		if (hid < 0)
+			hid = flp_real.fcntl(s->fds[0], F_DUPFD_CLOEXEC, 3);
+		if (hid < 0) {
+			r = errno;
+			flp_real.close(u);
+			shm_release(s);
+			reset_conn(s, r);
+			return;
+		}
+	}
 	/* SHUT_WR: the FIN marks the end of our TCP bytes for the server;
-	 * SHUT_RD: wakes another thread waiting on the TCP socket, to find
-	 * the UDS in place.  The server sent nothing but its FIN, so closing
-	 * TCP later never resets. */
-	flp_real.shutdown(s->fds[0], SHUT_RDWR);
+	 * SHUT_RD (nothing left to read): wakes another thread waiting on
+	 * the TCP socket, to find the UDS in place.  While the server's
+	 * bytes are still to come, its FIN does that.  Either way the TCP
+	 * socket closes with nothing unread: FIN, never RST. */
+	flp_real.shutdown(s->fds[0], hid < 0 ? SHUT_RDWR : SHUT_WR);
 	if ((r = swap_in(s, u, false)) < 0) {
+		if (hid >= 0)
+			flp_real.close(hid);
 		reset_conn(s, -r);
 		return;
 	}
 	drop_claim(s);
 	stat_open(s);
-	set_kind(s, SK_FAST);
+	if (hid >= 0) {
+		s->hidden_tcp = hid;
+		flp_note_hidden(hid, s);
+		set_kind(s, SK_DRAIN);
+		wait_drain_mirror(s);
+	} else {
+		set_kind(s, SK_FAST);
+	}
 	log_conn(s, flp_shm(s) ? "shm" : "uds", NULL);
 }
 
@@ -860,21 +922,6 @@ static struct flp_sock *find_local_client(uint64_t ino, int slot, uint32_t gen)
 		    c->slot == slot && c->gen == gen)
 			return c;
 	return NULL;
-}
-
-/* What the peer has put on TCP socket fd, without taking it. */
-enum tcp_ev { TCP_NOTHING, TCP_EOF, TCP_DATA };
-
-static int tcp_peek(int fd)
-{
-	char b;
-	ssize_t r = flp_real.recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-
-	if (r > 0)
-		return TCP_DATA;
-	if (r == 0 || (errno != EAGAIN && errno != EINTR))
-		return TCP_EOF;     /* FIN, or a reset: the peer is done */
-	return TCP_NOTHING;
 }
 
 /*
@@ -1045,6 +1092,7 @@ static int adopt(struct flp_sock *s, int idx, uint64_t sw)
 		s->hidden_tcp = hid;
 		flp_note_hidden(hid, s);
 		set_kind(s, SK_DRAIN);
+		wait_drain_mirror(s);   /* registrations from its trial */
 	} else {
 		set_kind(s, SK_FAST);
 	}
@@ -1079,6 +1127,7 @@ static bool try_adopt(struct flp_sock *s, int wait_us, bool *pending)
 	int idx, r;
 
 	*pending = false;
+	fill_local(s);
 	if (addr_to_reg((struct sockaddr *)&s->peer, s->peer_len, &cli) < 0 ||
 	    addr_to_reg((struct sockaddr *)&s->local, s->local_len, &srv) < 0)
 		return false;
@@ -1182,7 +1231,8 @@ int conn_accept(int lfd, struct sockaddr *sa, socklen_t *len, int flags)
 	fdt_set_hint(fd, fdt_hint(lfd) & (FDT_HINT_RCVBUF | FDT_HINT_SNDBUF));
 	pthread_mutex_lock(&flp_mu);
 	l = fdt_get(lfd);
-	if (!l || l->kind != SK_LISTENER || !(s = sock_new(SK_UNDECIDED))) {
+	if (!l || l->kind != SK_LISTENER ||
+	    !(s = sock_new(flp_cfg.switch_after ? SK_TRIAL : SK_UNDECIDED))) {
 		pthread_mutex_unlock(&flp_mu);
 		return fd;
 	}
@@ -1191,6 +1241,14 @@ int conn_accept(int lfd, struct sockaddr *sa, socklen_t *len, int flags)
 	reg_get(s->map);
 	memcpy(&s->peer, &peer, pl);
 	s->peer_len = pl;
+	if (s->kind == SK_TRIAL) {
+		/* plain TCP until it has proved long-lived: a short
+		 * connection costs what TCP costs (the claim is looked
+		 * for only then, conn_settle) */
+		fdt_attach(fd, s);
+		pthread_mutex_unlock(&flp_mu);
+		return fd;
+	}
 	s->local_len = sizeof(s->local);
 	flp_real.getsockname(fd, (struct sockaddr *)&s->local, &s->local_len);
 	fdt_attach(fd, s);
@@ -1217,13 +1275,62 @@ int conn_accept(int lfd, struct sockaddr *sa, socklen_t *len, int flags)
  * TCP says no.  The slot only tells when to look.  Returns 0.  Caller
  * holds flp_mu.
  */
+/*
+ * A PENDING client of a server that adopts late (s->lazy): the server's
+ * data on TCP is no answer, it may come before an adoption.  The slot
+ * tells when to look, without a system call: TAKEN, or the end of the
+ * claim (FAILED); force (a close, fork, exec, or the server's FIN seen
+ * by the caller) decides now.  An adopter's FIN follows its header and
+ * TAKEN, so a FIN with no header is the server's own: TCP.  Never while
+ * another thread is in a call on the TCP socket (without force).
+ * Caller holds flp_mu.
+ */
+static int settle_lazy(struct flp_sock *s, bool force)
+{
+	uint32_t st = claim_poll(s->map, s->slot, s->gen);
+	struct reg_addr cli, srv;
+	pid_t pid = 0;
+	int u;
+
+	if (!force && (s->inflight || (st != SLOT_TAKEN && st != SLOT_FAILED)))
+		return 0;
+	if (st != SLOT_TAKEN && st != SLOT_FAILED) {
+		/* the common end of a short connection: no system call */
+		st = claim_revoke(s->map, s->slot, s->gen);
+		if (st == SLOT_REVOKED) {
+			to_tcp(s, "revoked");
+			return 0;
+		}
+	}
+	if (st == SLOT_FAILED) {
+		to_tcp(s, "server-declined");
+		return 0;
+	}
+	if (!sock_tuple(s, &cli, &srv)) {
+		to_tcp(s, "error-address");
+		return 0;
+	}
+	u = rendezvous_take(s->map->ino, &cli, &srv, &pid);
+	if (u >= 0)
+		client_switch(s, u, pid);
+	else if (force)
+		reset_conn(s, EPROTO);  /* TAKEN, and no adopter came */
+	/* else the slot says TAKEN without an adopter: a lie, ignored */
+	return 0;
+}
+
 static int settle_pending(struct flp_sock *s, bool force)
 {
 	struct reg_addr cli, srv;
-	uint32_t st = claim_poll(s->map, s->slot, s->gen);
-	int ev = tcp_peek(s->fds[0]);
+	uint32_t st;
+	int ev;
 	pid_t pid = 0;
 	int u;
+
+	if (s->lazy)
+		return settle_lazy(s, force);
+	st = claim_poll(s->map, s->slot, s->gen);
+	ev = tcp_peek(s->fds[0]);
 
 	if (!force && ev == TCP_NOTHING && st != SLOT_TAKEN)
 		return 0;
@@ -1276,6 +1383,21 @@ int conn_settle(int fd, struct flp_sock *s, bool force)
 	bool pending;
 
 	(void)fd;
+	if (s->kind == SK_TRIAL) {
+		/* proved long-lived, or a fork/exec that must decide: look
+		 * for the claim now.  Never while another thread is in a
+		 * call on the TCP socket: its blocked read would end in
+		 * the client's FIN (a false EOF), its write in EPIPE. */
+		if (!force && (s->inflight || s->calls < (uint32_t)flp_cfg.switch_after))
+			return 0;
+		if (s->inflight) {
+			/* a fork or exec must decide, and cannot adopt */
+			to_tcp(s, "trial-busy");
+			return 0;
+		}
+		set_kind(s, SK_UNDECIDED);
+		force = true;
+	}
 	if (s->kind == SK_UNDECIDED) {
 		/* a claim announced but not filled is a client between its
 		 * connect() and the next instruction: only preemption keeps it
@@ -1335,7 +1457,9 @@ bool conn_spin_take(int epfd, int fd)
 		for (struct flp_sock *p = pend_head, *n; p; p = n) {
 			uint32_t st;
 			n = p->pend_next;
-			if (p->kind != SK_PENDING || !spin_match(p, epfd, fd) || !p->map)
+			/* a lazy server adopts when it sees fit, not now */
+			if (p->kind != SK_PENDING || p->lazy || !spin_match(p, epfd, fd) ||
+			    !p->map)
 				continue;
 			any = true;
 			st = claim_poll(p->map, p->slot, p->gen);
@@ -1353,12 +1477,13 @@ bool conn_spin_take(int epfd, int fd)
 	}
 }
 
-/* Settle every not-final socket (fork, exec, exit).  Caller holds flp_mu. */
-static void settle_all_locked(void)
+/* Settle every not-final socket (fork, exec; at exit a server's trial
+ * just ends).  Caller holds flp_mu. */
+static void settle_all_locked(bool exiting)
 {
 	for (int fd = 0; fd < fdt_max(); fd++) {
 		struct flp_sock *s = fdt_get(fd);
-		if (flp_slow(s))
+		if (flp_slow(s) && !(exiting && s->kind == SK_TRIAL))
 			conn_settle(fd, s, true);
 	}
 }
@@ -1366,7 +1491,7 @@ static void settle_all_locked(void)
 void conn_settle_all(void)
 {
 	pthread_mutex_lock(&flp_mu);
-	settle_all_locked();
+	settle_all_locked(false);
 	pthread_mutex_unlock(&flp_mu);
 }
 
@@ -1375,7 +1500,7 @@ void conn_settle_all(void)
 void conn_at_exit(void)
 {
 	pthread_mutex_lock(&flp_mu);
-	settle_all_locked();
+	settle_all_locked(true);
 	for (int fd = 0; fd < fdt_max(); fd++) {
 		struct flp_sock *s = fdt_get(fd);
 		if (s && s->kind == SK_LISTENER && s->map) {
@@ -1413,6 +1538,11 @@ static void teardown(struct flp_sock *s)
 		drop_claim(s);
 		stat_conn_close(s->st);
 		s->st = NULL;
+		break;
+	case SK_TRIAL:
+		/* closed before it proved long-lived: it was TCP */
+		log_conn(s, "tcp", "short-lived");
+		drop_claim(s);
 		break;
 	case SK_UNDECIDED:
 	case SK_PENDING:
@@ -1454,6 +1584,8 @@ static void forget_fd(int fd)
 	}
 	if (s->kind == SK_PENDING && s->nfds == 1)
 		conn_settle(fd, s, true);
+	if (s->kind == SK_TRIAL && flp_cfg.log_level >= FLP_LOG_INFO)
+		fill_local(s);          /* for its line, while fd is there */
 	if ((last = fdt_detach(fd)))
 		teardown(last);
 }
@@ -1510,7 +1642,14 @@ int conn_shutdown(int fd, int how)
 
 	if (flp_slow(s)) {
 		pthread_mutex_lock(&flp_mu);
-		if ((s = fdt_get(fd)) && flp_slow(s))
+		if ((s = fdt_get(fd)) && s->kind == SK_TRIAL &&
+		    s->calls < (uint32_t)flp_cfg.switch_after)
+			/* a server that shuts down before its connection
+			 * proved long-lived (a response, then the lingering
+			 * close of HTTP servers) stays TCP: its FIN tells a
+			 * lazy client so */
+			to_tcp(s, "short-lived");
+		else if (s && flp_slow(s))
 			conn_settle(fd, s, true);
 		pthread_mutex_unlock(&flp_mu);
 		s = fdt_get(fd);
@@ -1708,7 +1847,7 @@ char *conn_inherit_env(void)
 		return NULL;
 	len = (size_t)sprintf(out, "FASTLOOP_INHERIT=");
 	pthread_mutex_lock(&flp_mu);
-	settle_all_locked();
+	settle_all_locked(false);
 	for (int fd = 0; fd < fdt_max(); fd++) {
 		struct flp_sock *s = fdt_get(fd);
 		int fl;
@@ -1842,7 +1981,7 @@ void conn_inherit_restore(const char *v)
 void conn_before_fork(void)
 {
 	pthread_mutex_lock(&flp_mu);
-	settle_all_locked();
+	settle_all_locked(false);
 }
 
 void conn_after_fork_parent(void)

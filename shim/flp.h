@@ -120,6 +120,8 @@ struct flp_cfg {
 	int decide_wait_us;     /* ... and the first data call, before TCP */
 	int spin_us;            /* a pending client spins this long for TAKEN;
 				 * a shm reader or writer this long before it sleeps */
+	int switch_after;       /* a server adopts at its data call after this
+				 * many that moved bytes (0: in accept) */
 	size_t ring;            /* shm: ring bytes per direction (power of two) */
 	bool setuid;            /* environment ignored */
 };
@@ -167,7 +169,7 @@ struct reg_addr {
 };
 
 #define REG_MAGIC 0x464c4f4f50524547ull /* "FLOOPREG" */
-#define REG_VERSION 1
+#define REG_VERSION 2
 #define REG_NSLOTS 256
 #define REG_UDS_MAX 24
 
@@ -211,7 +213,9 @@ struct reg_hdr {
 	uint64_t netns;
 	struct reg_addr bound;  /* the listener's address (:: = wildcard) */
 	uint32_t v6only;
-	uint8_t pad[256 - 8 - 4 * 4 - 8 - 8 - 8 - 20 - 4];
+	uint32_t switch_after;  /* the owner adopts late (a hint for clients:
+				 * 0 = in accept, so a client spins for it) */
+	uint8_t pad[256 - 8 - 4 * 4 - 8 - 8 - 8 - 20 - 4 - 4];
 };
 
 #define REG_FILE_SIZE (sizeof(struct reg_hdr) + REG_NSLOTS * sizeof(struct reg_slot))
@@ -225,6 +229,7 @@ struct reg_map {
 	char name[96];
 	int refs;
 	bool owner;             /* we created it (we remove it) */
+	bool unpub;             /* owner: unpublished, remove with the last ref */
 	struct reg_map *next;   /* client-side cache list */
 };
 
@@ -286,6 +291,9 @@ enum sock_kind {
 			  * pre-switch bytes are still in the hidden TCP
 			  * socket and are read first, up to its FIN */
 	SK_HIDDEN,       /* an fd the library holds for another entry */
+	SK_TRIAL,        /* server: plain TCP on trial; a preloaded client
+			  * may be behind it: adopted at the data call
+			  * after switch_after that moved bytes */
 };
 
 #define SOCK_MAX_FDS 8
@@ -325,6 +333,12 @@ struct flp_sock {
 	uint32_t gen;
 	uint64_t pend_sent;             /* bytes a PENDING client sent over TCP */
 	uint64_t pend_t0;               /* when it connected (us) */
+	uint32_t calls;                 /* TRIAL: data calls that moved bytes */
+	int inflight;                   /* TRIAL, lazy PENDING: data calls now
+					 * in the kernel on the TCP socket (a
+					 * switch waits for none) */
+	bool lazy;                      /* PENDING: the server adopts late (it
+					 * may write on TCP first; no spin) */
 	/* FAST / DRAIN */
 	int hidden_tcp;                 /* server: TCP until the client's FIN is read */
 	struct stat_conn *st;           /* what `fastloop stat` shows (stat.c) */
@@ -475,6 +489,7 @@ bool wait_needs_settle(int fd) FLP_HIDDEN;
 uint32_t wait_kernel_events(const struct sock_epreg *reg) FLP_HIDDEN;
 void wait_pre_forget(int fd) FLP_HIDDEN;
 void wait_pre_adopt(int fd, struct flp_sock *s) FLP_HIDDEN;
+void wait_drain_mirror(struct flp_sock *s) FLP_HIDDEN;
 
 /* Addresses. */
 int addr_to_reg(const struct sockaddr *sa, socklen_t len, struct reg_addr *r)
@@ -498,7 +513,8 @@ static inline bool flp_slow(struct flp_sock *s)
 	if (!s)
 		return false;
 	k = sock_kind(s);
-	return k == SK_PENDING || k == SK_UNDECIDED || k == SK_DRAIN;
+	return k == SK_PENDING || k == SK_UNDECIDED || k == SK_DRAIN ||
+	       k == SK_TRIAL;
 }
 
 /* Is the app's fd a UDS that stands for a TCP socket (names emulated)? */

@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <linux/sockios.h>
 
@@ -32,6 +33,44 @@ static bool fd_nonblock(int fd)
 	int fl = flp_real.fcntl(fd, F_GETFL);
 
 	return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+/* Is s plain TCP for now, with its data calls straight to the kernel:
+ * a server on trial, or a client whose server adopts late?  Either may
+ * switch at a later call. */
+static bool on_tcp_for_now(struct flp_sock *s, int kind)
+{
+	return kind == SK_TRIAL || (kind == SK_PENDING && s->lazy);
+}
+
+/* A data call on a socket on_tcp_for_now goes into the kernel: no switch
+ * may happen meanwhile (conn.c waits for inflight to be 0), or a blocked
+ * read would end in the peer's switch FIN, a blocked write in EPIPE.
+ * Returns the entry's life, for call_end.  Caller holds flp_mu. */
+static uint64_t call_begin(struct flp_sock *s)
+{
+	s->inflight++;
+	return s->serial;
+}
+
+/* The call is back with r: count it (a server's trial counts calls that
+ * moved bytes; a client what it sent, for its give-up).  Returns whether
+ * s is still the entry it was.  Caller holds flp_mu. */
+static bool call_end(struct flp_sock *s, uint64_t life, ssize_t r, int e, bool sent)
+{
+	if (s->serial != life)
+		return false;           /* closed meanwhile */
+	s->inflight--;
+	/* edge-triggered: after EAGAIN the next readiness is a new edge,
+	 * not one the app was told of (the switch's filter must let it by) */
+	for (int k = 0; r < 0 && e == EAGAIN && k < s->nep; k++)
+		s->ep[k].seen &= sent ? ~(uint32_t)(EPOLLOUT | EPOLLWRNORM) :
+					~(uint32_t)(EPOLLIN | EPOLLRDNORM);
+	if (r > 0 && s->kind == SK_TRIAL)
+		s->calls++;
+	if (r > 0 && sent && s->kind == SK_PENDING)
+		s->pend_sent += (uint64_t)r;
+	return true;
 }
 
 /* Settle fd (an UNDECIDED server decides, a DRAIN server looks for the
@@ -55,6 +94,8 @@ static int settle_kind(int fd)
 ssize_t io_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flags)
 {
 	struct msghdr c;
+	uint64_t life = 0;
+	bool tcp_now;
 	ssize_t r;
 	int kind, e;
 
@@ -66,6 +107,8 @@ ssize_t io_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flags
 		conn_settle(fd, s, true);
 		kind = (s = fdt_get(fd)) ? s->kind : SK_NONE;
 	}
+	if ((tcp_now = s && on_tcp_for_now(s, kind)))
+		life = call_begin(s);
 	pthread_mutex_unlock(&flp_mu);
 	if ((kind == SK_FAST || kind == SK_DRAIN) && flp_shm(s))
 		return shm_sendmsg(fd, s, m, flags);
@@ -77,11 +120,15 @@ ssize_t io_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flags
 		c.msg_namelen = 0;
 	}
 	r = flp_real.sendmsg(fd, &c, flags);
-	if (r < 0) {
-		e = errno;
-		return -e;
+	e = errno;
+	if (tcp_now) {
+		pthread_mutex_lock(&flp_mu);
+		call_end(s, life, r, e, true);
+		pthread_mutex_unlock(&flp_mu);
 	}
-	if (kind == SK_PENDING && r > 0) {
+	if (r < 0)
+		return -e;
+	if (kind == SK_PENDING && r > 0 && !tcp_now) {
 		pthread_mutex_lock(&flp_mu);
 		if (fdt_get(fd) == s && s->kind == SK_PENDING)
 			s->pend_sent += (uint64_t)r;
@@ -104,6 +151,34 @@ static void advance(struct iovec **iov, size_t *niov, size_t n)
 		(*iov)->iov_base = (char *)(*iov)->iov_base + n;
 		(*iov)->iov_len -= n;
 	}
+}
+
+/* MSG_WAITALL across a switch: the n bytes just read count, and the
+ * rest of the app's buffers (a copy of its iovec, never the app's own)
+ * is read next.  False if no copy could be made. */
+static bool gather(struct iovec **iov, struct iovec *small, const struct msghdr *m,
+		   struct msghdr *cur, size_t *done, size_t n)
+{
+	size_t niov = m->msg_iovlen;
+
+	if (*iov == m->msg_iov) {
+		*iov = niov <= 8 ? small : malloc(niov * sizeof(**iov));
+		if (!*iov)
+			return false;
+		memcpy(*iov, m->msg_iov, niov * sizeof(**iov));
+		cur->msg_iov = *iov;
+	}
+	*done += n;
+	advance(&cur->msg_iov, &cur->msg_iovlen, n);
+	return true;
+}
+
+/* Has the peer's FIN been read up to on TCP socket fd? */
+static bool tcp_eof(int fd)
+{
+	char b;
+
+	return flp_real.recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
 /* Wait (blocking, as the app's recv would) until the hidden TCP socket h
@@ -198,15 +273,8 @@ ssize_t io_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 			    done + (size_t)r < total) {
 				/* gather the rest: from TCP, or after the
 				 * FIN from the UDS */
-				if (iov == m->msg_iov) {
-					iov = niov <= 8 ? small : malloc(niov * sizeof(*iov));
-					if (!iov)
-						return (ssize_t)(done + (size_t)r);
-					memcpy(iov, m->msg_iov, niov * sizeof(*iov));
-					cur.msg_iov = iov;
-				}
-				done += (size_t)r;
-				advance(&cur.msg_iov, &cur.msg_iovlen, (size_t)r);
+				if (!gather(&iov, small, m, &cur, &done, (size_t)r))
+					return (ssize_t)(done + (size_t)r);
 				continue;
 			}
 			if (r > 0) {
@@ -228,6 +296,41 @@ ssize_t io_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 				break;
 			}
 			continue;
+		}
+		if ((s = fdt_get(fd)) && on_tcp_for_now(s, kind)) {
+			/* TCP for now: the kernel's call, as the app made it */
+			uint64_t life = call_begin(s);
+			bool more;
+			int e;
+
+			pthread_mutex_unlock(&flp_mu);
+			r = flp_real.recvmsg(fd, &cur, flags);
+			e = errno;
+			pthread_mutex_lock(&flp_mu);
+			/* a lazy server's FIN, where TCP would end this read
+			 * (EOF, or MSG_WAITALL cut short): if it is its
+			 * adoption's doorbell, the rest comes from the fast
+			 * channel; else it is the server's own end */
+			more = call_end(s, life, r, e, false) && kind == SK_PENDING &&
+			       s->kind == SK_PENDING &&
+			       ((r == 0 && done < total) ||
+				(r > 0 && (flags & MSG_WAITALL) && !(flags & MSG_PEEK) &&
+				 done + (size_t)r < total && tcp_eof(fd)));
+			if (more) {
+				conn_settle(fd, s, true);
+				more = fdt_get(fd) == s &&
+				       (s->kind == SK_FAST || s->kind == SK_DRAIN);
+			}
+			pthread_mutex_unlock(&flp_mu);
+			if (more && r > 0 && !gather(&iov, small, m, &cur, &done, (size_t)r))
+				return (ssize_t)(done + (size_t)r);
+			if (more)
+				continue;
+			r = r < 0 ? (done ? (ssize_t)done : -e) : r + (ssize_t)done;
+			m->msg_flags = cur.msg_flags;
+			m->msg_controllen = cur.msg_controllen;
+			m->msg_namelen = cur.msg_namelen;
+			break;
 		}
 		pthread_mutex_unlock(&flp_mu);
 		if (kind == SK_FAST && flp_shm(s = fdt_get(fd))) {

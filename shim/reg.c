@@ -159,6 +159,9 @@ static int map_file(int fd, struct reg_map *m)
 	m->slots = (struct reg_slot *)((char *)p + sizeof(struct reg_hdr));
 	m->fd = fd;
 	m->refs = 1;
+	/* ours, not the app's: a close_range() of the app's leaves it (its
+	 * number freed behind our back would be reused, and closed by us) */
+	flp_note_hidden(fd, NULL);
 	return 0;
 }
 
@@ -204,6 +207,7 @@ int reg_publish(const struct reg_addr *bound, bool v6only, struct reg_map **out)
 	m->hdr->netns = flp_netns;
 	m->hdr->bound = *bound;
 	m->hdr->v6only = v6only;
+	m->hdr->switch_after = (uint32_t)flp_cfg.switch_after;
 	/* pairs with the acquire load in reg_validate() */
 	atomic_store_explicit(&m->hdr->magic, REG_MAGIC, memory_order_release);
 	if (rename(tmp, fin) < 0) {
@@ -218,6 +222,7 @@ int reg_publish(const struct reg_addr *bound, bool v6only, struct reg_map **out)
 
 err_rename:
 	munmap(m->hdr, REG_FILE_SIZE);
+	flp_close_hidden(NULL, &fd);
 err_init:
 	flp_real.close(fd);
 	unlink(tmp);
@@ -242,7 +247,7 @@ static void sweep(const char *name, uint64_t ino)
 static void unmap(struct reg_map *m)
 {
 	munmap(m->hdr, REG_FILE_SIZE);
-	flp_real.close(m->fd);
+	flp_close_hidden(NULL, &m->fd);
 	free(m);
 }
 
@@ -252,15 +257,14 @@ static void unmap(struct reg_map *m)
  * fresh exclusive lock succeeds only if no other process (a fork child
  * that inherited the listener) still holds the original one.
  */
-void reg_unpublish(struct reg_map *m)
+/* The owner's last reference went after reg_unpublish(): remove the file
+ * unless another process (a fork child that still listens) holds it. */
+static void unpublish_now(const char *name, uint64_t ino)
 {
-	char path[512], name[sizeof(m->name)];
-	uint64_t ino = m->ino;
+	char path[512];
 	int fd;
 
-	snprintf(name, sizeof(name), "%s", m->name);
 	snprintf(path, sizeof(path), "%s/%s", flp_cfg.dir, name);
-	reg_put(m);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return;
@@ -278,6 +282,15 @@ void reg_unpublish(struct reg_map *m)
 	flp_real.close(fd);
 }
 
+/* The listener is closed.  Sockets it accepted that are still on trial
+ * hold the file (they may yet look for their claim): it goes with the
+ * last of them. */
+void reg_unpublish(struct reg_map *m)
+{
+	__atomic_store_n(&m->unpub, true, __ATOMIC_RELEASE);
+	reg_put(m);
+}
+
 void reg_get(struct reg_map *m)
 {
 	__atomic_fetch_add(&m->refs, 1, __ATOMIC_RELAXED);
@@ -285,8 +298,17 @@ void reg_get(struct reg_map *m)
 
 void reg_put(struct reg_map *m)
 {
-	if (__atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) == 0)
-		unmap(m);
+	char name[sizeof(m->name)];
+	uint64_t ino = m->ino;
+	bool unpub;
+
+	if (__atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	unpub = __atomic_load_n(&m->unpub, __ATOMIC_ACQUIRE);
+	snprintf(name, sizeof(name), "%s", m->name);
+	unmap(m);               /* our lock goes with our fd */
+	if (unpub)
+		unpublish_now(name, ino);
 }
 
 /* Owner alive <=> somebody holds the exclusive lock. */

@@ -42,7 +42,7 @@
 #include "flp.h"
 
 #define STAT_MAGIC 0x464c4f4f50535441ull /* "FLOOPSTA" */
-#define STAT_VERSION 1
+#define STAT_VERSION 2
 #define STAT_NCONN 4096
 #define STAT_COMM 16
 
@@ -60,6 +60,7 @@ enum stat_reason {
 	STAT_R_DISABLED,
 	STAT_R_UNSUPPORTED,
 	STAT_R_SERVER_DECLINED,
+	STAT_R_SHORT_LIVED,
 	STAT_R_ERROR,
 	STAT_R_OTHER,
 	STAT_NREASON
@@ -128,7 +129,7 @@ static inline const char *stat_reason_name(unsigned i)
 	static const char *const n[STAT_NREASON] = {
 		"no-listener", "peer-not-preloaded", "revoked",
 		"revoked-peer-data", "uid-mismatch", "disabled", "unsupported",
-		"server-declined", "error", "other",
+		"server-declined", "short-lived", "error", "other",
 	};
 
 	return i < STAT_NREASON ? n[i] : "?";

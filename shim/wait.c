@@ -34,6 +34,31 @@ static bool is_pending(int fd)
 	return s && sock_kind(s) == SK_PENDING;
 }
 
+/* What a PENDING client's registration asks of the kernel besides the
+ * app's events: its adopter's FIN.  An eager server's data is an answer
+ * too (it does not adopt), so EPOLLIN; a lazy server may write before it
+ * adopts, so only the FIN (EPOLLRDHUP), or data the app does not read
+ * would wake the waiter over and over. */
+static uint32_t pend_extra(const struct flp_sock *s)
+{
+	return s->lazy ? EPOLLRDHUP : EPOLLIN;
+}
+
+/* Is fd a PENDING client of a lazy server?  (Read without the lock: a
+ * hint for what to ask the kernel.) */
+static bool lazy_pending(int fd)
+{
+	struct flp_sock *s = fdt_get(fd);
+
+	return s && sock_kind(s) == SK_PENDING && s->lazy;
+}
+
+/* A TRIAL server is plain TCP for readiness: the kernel's word stands. */
+static bool is_trial(const struct flp_sock *s)
+{
+	return s && sock_kind((struct flp_sock *)s) == SK_TRIAL;
+}
+
 /* The hidden TCP socket of a DRAIN server at fd, or -1.  Read without
  * the lock: a number closed meanwhile only makes a spurious wakeup, after
  * which the fd is settled again. */
@@ -50,7 +75,7 @@ static bool settle_fd(int fd, bool decide)
 {
 	struct flp_sock *s = fdt_get(fd);
 
-	if (!flp_slow(s))
+	if (!flp_slow(s) || is_trial(s))
 		return false;
 	pthread_mutex_lock(&flp_mu);
 	if ((s = fdt_get(fd)) && flp_slow(s))
@@ -63,7 +88,7 @@ bool wait_needs_settle(int fd)
 {
 	struct flp_sock *s = fdt_get(fd);
 
-	return flp_slow(s) || flp_shm(s);
+	return (flp_slow(s) && !is_trial(s)) || flp_shm(s);
 }
 
 /* A socket whose data is in rings (FAST or DRAIN over shm), or NULL:
@@ -194,7 +219,7 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 			q[i] = pfd[i];
 			pend[i] = pfd[i].fd >= 0 && is_pending(pfd[i].fd);
 			if (pend[i])
-				q[i].events |= POLLIN;
+				q[i].events |= lazy_pending(pfd[i].fd) ? POLLRDHUP : POLLIN;
 			if (!pend[i] && pfd[i].fd >= 0 && shm_sock(pfd[i].fd))
 				q[i].events = POLLIN;   /* bells, and the peer's close */
 			if (!pend[i] && pfd[i].fd >= 0 && (orig[i] & (POLLIN | POLLRDNORM)) &&
@@ -235,6 +260,11 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 			 * FIN, which is not readiness the app can use */
 			if (!pend[i] || !pfd[i].revents)
 				continue;
+			/* a lazy server's FIN: its adoption's doorbell, or its
+			 * own end of the stream; either way, decide */
+			if ((q[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) &&
+			    lazy_pending(pfd[i].fd))
+				conn_settle_fd(pfd[i].fd, true);
 			if (!settle_fd(pfd[i].fd, false)) {
 				/* switched or TCP now: ask the new fd */
 				pfd[i].revents = now_events(pfd[i].fd, orig[i]);
@@ -384,7 +414,7 @@ void wait_pre_adopt(int fd, struct flp_sock *s)
 		}
 		if (s->nep < SOCK_MAX_EPOLL) {
 			struct epoll_event e2 = pre[i].ev;
-			e2.events |= EPOLLIN;
+			e2.events |= pend_extra(s);
 			flp_real.epoll_ctl(pre[i].epfd, EPOLL_CTL_MOD, fd, &e2);
 			s->ep[s->nep++] = pre[i];
 			flp_ep_pending++;
@@ -403,6 +433,21 @@ static struct epoll_event mirror_ev(const struct epoll_event *ev)
 	m.events = EPOLLIN | EPOLLRDHUP |
 		   (ev->events & (EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE));
 	return m;
+}
+
+/* s has just become DRAIN with registrations made while it was TRIAL or
+ * PENDING: mirror those that read onto its hidden TCP socket, as
+ * wait_epoll_ctl does for later ones.  Caller holds flp_mu. */
+void wait_drain_mirror(struct flp_sock *s)
+{
+	for (int k = 0; k < s->nep && s->hidden_tcp >= 0; k++) {
+		struct epoll_event m;
+
+		if (!(s->ep[k].ev.events & EPOLLIN))
+			continue;
+		m = mirror_ev(&s->ep[k].ev);
+		flp_real.epoll_ctl(s->ep[k].epfd, EPOLL_CTL_ADD, s->hidden_tcp, &m);
+	}
 }
 
 /*
@@ -490,6 +535,31 @@ static int shm_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	return r;
 }
 
+/* Remember (or forget) the app's registration of s's fd in epfd, after
+ * the kernel took it.  flp_ep_pending counts those of watched sockets.
+ * Caller holds flp_mu. */
+static void track_reg(struct flp_sock *s, int epfd, int op, int fd,
+		      const struct epoll_event *ev)
+{
+	struct sock_epreg *g = find_reg(s, epfd, fd);
+
+	if (op == EPOLL_CTL_DEL && g) {
+		*g = s->ep[--s->nep];
+		if (s->on_pend)
+			flp_ep_pending--;
+	} else if (op == EPOLL_CTL_MOD && g && ev) {
+		g->ev = *ev;
+		g->seen = 0;
+	} else if (op == EPOLL_CTL_ADD && ev && !g && s->nep < SOCK_MAX_EPOLL) {
+		s->ep[s->nep].epfd = epfd;
+		s->ep[s->nep].fd = fd;
+		s->ep[s->nep].seen = 0;
+		s->ep[s->nep++].ev = *ev;
+		if (s->on_pend)
+			flp_ep_pending++;
+	}
+}
+
 /*
  * epoll_ctl: a not-final socket is settled first.  One still PENDING is
  * registered with EPOLLIN added (for the adopter's FIN); one in DRAIN is
@@ -502,7 +572,6 @@ static int shm_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 int wait_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	struct epoll_event e2;
-	struct sock_epreg *g;
 	struct flp_sock *s;
 	int r;
 
@@ -516,6 +585,19 @@ int wait_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		if (r == 0)
 			pre_note(epfd, op, fd, ev);
 		return r;
+	}
+	if (is_trial(s)) {
+		/* the kernel's registration, remembered for an adoption */
+		pthread_mutex_lock(&flp_mu);
+		s = fdt_get(fd);
+		if (is_trial(s)) {
+			r = flp_real.epoll_ctl(epfd, op, fd, ev) < 0 ? -errno : 0;
+			if (r == 0)
+				track_reg(s, epfd, op, fd, ev);
+			pthread_mutex_unlock(&flp_mu);
+			return r;
+		}
+		pthread_mutex_unlock(&flp_mu);
 	}
 	if (!settle_fd(fd, true)) {
 		if (shm_sock(fd))
@@ -531,13 +613,12 @@ int wait_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		return flp_real.epoll_ctl(epfd, op, fd, ev) < 0 ? -errno : 0;
 	}
 	if (ev && s->kind == SK_PENDING)
-		e2 = *ev, e2.events |= EPOLLIN;
+		e2 = *ev, e2.events |= pend_extra(s);
 	else if (ev)
 		e2 = *ev;
 	r = flp_real.epoll_ctl(epfd, op, fd, ev ? &e2 : NULL) < 0 ? -errno : 0;
 	if (r == 0 && s->kind == SK_DRAIN && s->hidden_tcp >= 0) {
 		struct epoll_event m;
-		g = find_reg(s, epfd, fd);
 		if (op == EPOLL_CTL_DEL || (op == EPOLL_CTL_MOD && ev && !(ev->events & EPOLLIN))) {
 			flp_real.epoll_ctl(epfd, EPOLL_CTL_DEL, s->hidden_tcp, NULL);
 		} else if (ev && (ev->events & EPOLLIN)) {
@@ -546,22 +627,8 @@ int wait_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 				flp_real.epoll_ctl(epfd, EPOLL_CTL_ADD, s->hidden_tcp, &m);
 		}
 	}
-	if (r == 0) {
-		g = find_reg(s, epfd, fd);
-		if (op == EPOLL_CTL_DEL && g) {
-			*g = s->ep[--s->nep];
-			flp_ep_pending--;
-		} else if (op == EPOLL_CTL_MOD && g && ev) {
-			g->ev = *ev;
-			g->seen = 0;
-		} else if (op == EPOLL_CTL_ADD && ev && !g && s->nep < SOCK_MAX_EPOLL) {
-			s->ep[s->nep].epfd = epfd;
-			s->ep[s->nep].fd = fd;
-			s->ep[s->nep].seen = 0;
-			s->ep[s->nep++].ev = *ev;
-			flp_ep_pending++;
-		}
-	}
+	if (r == 0)
+		track_reg(s, epfd, op, fd, ev);
 	pthread_mutex_unlock(&flp_mu);
 	return r;
 }
@@ -673,7 +740,9 @@ int wait_fix_epoll(int epfd, struct epoll_event *ev, int r)
 			else
 				ev[k].events = ask(reg.fd, reg.ev.events) & want;
 		} else {
-			conn_settle(reg.fd, s, false);
+			/* a lazy server's FIN (see wait_poll): decide */
+			conn_settle(reg.fd, s, s->lazy &&
+				    (ev[k].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)));
 			if (s->kind != SK_PENDING) {
 				ev[k].events = ask(reg.fd, reg.ev.events) & want;
 				/* edge-triggered: what the app was told before
@@ -693,9 +762,11 @@ int wait_fix_epoll(int epfd, struct epoll_event *ev, int r)
 				/* the FIN's EPOLLIN is not the app's */
 				if (!(reg.ev.events & EPOLLIN))
 					ev[k].events &= ~(uint32_t)(EPOLLIN | EPOLLRDHUP);
+				if (!(reg.ev.events & EPOLLRDHUP))
+					ev[k].events &= ~(uint32_t)EPOLLRDHUP;
 				if (reg.ev.events & EPOLLONESHOT) {
 					struct epoll_event e2 = reg.ev;
-					e2.events |= EPOLLIN;
+					e2.events |= pend_extra(s);
 					flp_real.epoll_ctl(epfd, EPOLL_CTL_MOD, reg.fd, &e2);
 				}
 				saw(s, &reg, ev[k].events);
@@ -708,12 +779,15 @@ int wait_fix_epoll(int epfd, struct epoll_event *ev, int r)
 	return out;
 }
 
-/* Is data (epoll_data) among the n events of ev? */
-static bool has_event(const struct epoll_event *ev, int n, epoll_data_t data)
+/* If data (epoll_data) is among the n events of ev, add e to its events
+ * and say so. */
+static bool merge_event(struct epoll_event *ev, int n, epoll_data_t data, uint32_t e)
 {
 	for (int i = 0; i < n; i++)
-		if (ev[i].data.u64 == data.u64)
+		if (ev[i].data.u64 == data.u64) {
+			ev[i].events |= e;
 			return true;
+		}
 	return false;
 }
 
@@ -753,8 +827,16 @@ static bool shm_epoll_look(int epfd, struct epoll_event *ev, int *n, int max,
 				continue;
 			e = shm_events(g->fd, s, 0) & (app | EPOLLERR | EPOLLHUP) &
 			    ~(uint32_t)EPOLLOUT;
-			if (!e || has_event(ev, *n, g->ev.data))
+			if (!e)
 				continue;
+			if (merge_event(ev, *n, g->ev.data, e)) {
+				/* the kernel reported it too (EPOLLOUT, say),
+				 * but not this data, which came while its bell
+				 * was off: an edge-triggered app hears of it
+				 * now or never */
+				g->seen |= e;
+				continue;
+			}
 			if (*n >= max) {
 				g->owed = true;
 				continue;

@@ -5,6 +5,13 @@
 #   both/off      both preloaded, FASTLOOP_TRANSPORT=off: pure pass-through
 #   plain-server  client preloaded, server not: must stay TCP
 #   plain-client  server preloaded, client not: must stay TCP
+# These switch in accept() (FASTLOOP_SWITCH_AFTER=0): each case tests the
+# switch itself, from its first byte.  The default, a server that adopts
+# only once its connection made switch_after data calls, runs in
+#   both/shm/lazy  every case: bytes, errno and time as everywhere, but
+#                  a connection may end on either path (FLP_EXPECT=any),
+#                  except the LAZY_CASES, written to switch late (shm)
+#   both/uds/lazy  the LAZY_CASES, on the UDS
 # Usage: run.sh [CASE...]   (env BUILD, default build)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,6 +30,9 @@ cases=("$@")
 if [ ${#cases[@]} -eq 0 ]; then
     cases=($("$bin" 2>&1 | sed -n 's/.*cases://p'))
 fi
+# cases written for a switch in mid-conversation, and those whose
+# connections make enough calls to switch late
+LAZY_CASES="late-switch late-switch-epoll late-switch-et late-switch-poll late-switch-threads short-conns"
 ONE_CPU_CASES="echo bothwrite poll epoll-et nbconnect server-first prefork many threads write-close unsent epoll-et-edge epoll-preconnect kill9 shared-writers"
 pass=0 fail=0 skip=0
 work=$(mktemp -d /tmp/flp-integ.XXXXXX)
@@ -31,13 +41,24 @@ for c in "${cases[@]}"; do
     setups=${FLP_SETUPS:-"both/shm both/uds both/off plain-server plain-client"}
     # spinning code must work when both sides share one core
     case " $ONE_CPU_CASES " in *" $c "*) setups="$setups both/shm/1cpu both/uds/1cpu" ;; esac
+    if [ -z "${FLP_SETUPS:-}" ]; then
+        setups="$setups both/shm/lazy"
+        case " $LAZY_CASES " in *" $c "*) setups="$setups both/uds/lazy" ;; esac
+    fi
     for setup in $setups; do
         dir=$work/reg-$c-${setup//\//-}
         mkdir -m 700 "$dir"
         log=$work/log-$c-${setup//\//-}
         tr=uds; expect=tcp
         pin=
+        lazy=
+        sw=0
         case $setup in
+            */lazy) lazy=1; sw=${FASTLOOP_SWITCH_AFTER:-8} ;;
+        esac
+        lazy_any=
+        [ -n "$lazy" ] && case " $LAZY_CASES " in *" $c "*) ;; *) lazy_any=1 ;; esac
+        case ${setup%/lazy} in
             both/uds) s=both; expect=uds ;;
             both/uds/1cpu) s=both; expect=uds; pin="taskset -c 0" ;;
             both/shm) s=both; expect=shm; tr=shm ;;
@@ -45,16 +66,19 @@ for c in "${cases[@]}"; do
             both/off) s=both; tr=off ;;
             *) s=$setup ;;
         esac
+        [ -n "$lazy_any" ] && expect=any
         many=100000
         case $setup in both/uds|both/shm) ;; *) many=3000 ;; esac
         [ -n "$pin" ] && ! command -v taskset >/dev/null && continue
         case "$c/$setup" in stream1g/both/uds|stream1g/both/shm|stream1g/both/off) ;; stream1g/*) continue ;; esac
+        if [ -n "$lazy" ]; then export FLP_LAZY=1; else unset FLP_LAZY; fi
         t0=$(date +%s.%N)
         # decide_wait_us: a server's first read waits this long for a
         # client preempted between its connect() and filling its claim,
         # then stays TCP (correct, but the cases assert the fast path);
         # a loaded CI machine preempts for longer than the 10 ms default
         FLP_SETUP=$s FLP_EXPECT=$expect FASTLOOP_TRANSPORT=$tr FASTLOOP_DIR=$dir \
+            FASTLOOP_SWITCH_AFTER=$sw \
             FASTLOOP_LOG=info FASTLOOP_LOG_FILE=$log FLP_MANY=$many \
             FASTLOOP_DECIDE_WAIT_US=${FASTLOOP_DECIDE_WAIT_US:-500000} \
             timeout -k 5 300 $pin "$bin" "$c" >"$work/out" 2>&1

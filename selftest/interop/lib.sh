@@ -355,7 +355,7 @@ fl_expect_tcp() {
     [ $# -gt 0 ] || { fl_fail "fl_expect_tcp: no port to check"; return 1; }
     for port in "$@"; do
         n=$(fl_lines "$side" "$port" | grep -c .)
-        nbad=$(fl_lines "$side" "$port" | grep -cvE ' transport=tcp reason=(no-listener|peer-not-preloaded|revoked(-[a-z-]+)?|uid-mismatch|server-declined|disabled|unsupported|error-[^ ]+)( |$)')
+        nbad=$(fl_lines "$side" "$port" | grep -cvE ' transport=tcp reason=(no-listener|peer-not-preloaded|revoked(-[a-z-]+)?|uid-mismatch|server-declined|short-lived|trial-busy|disabled|unsupported|error-[^ ]+)( |$)')
         nother=$(fl_lines "$other" "$port" | grep -c .)
         if [ "$n" -ge 1 ] && [ "$nbad" = 0 ] && [ "$nother" = 0 ]; then
             reasons=$(fl_lines "$side" "$port" | grep -oE 'reason=[^ ]+' | sort | uniq -c | awk '{printf "%s x%s ", $2, $1}')

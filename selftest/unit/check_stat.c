@@ -181,7 +181,7 @@ START_TEST(test_counters)
 		{ "tcp", "revoked" }, { "tcp", "revoked-peer-data" },
 		{ "tcp", "uid-mismatch" }, { "tcp", "disabled" },
 		{ "tcp", "unsupported" }, { "tcp", "server-declined" },
-		{ "tcp", "error-switch" }, { "tcp", "error-adopt-ECONNREFUSED" },
+		{ "tcp", "short-lived" }, { "tcp", "error-switch" }, { "tcp", "error-adopt-ECONNREFUSED" },
 		{ "tcp", "error-claim-table-full" }, { "tcp", "no-listener" },
 		{ "tcp", "something-new" }, { "quic", NULL }, { NULL, NULL },
 	};
@@ -190,7 +190,7 @@ START_TEST(test_counters)
 		[STAT_R_REVOKED] = 1, [STAT_R_REVOKED_PEER_DATA] = 1,
 		[STAT_R_UID_MISMATCH] = 1, [STAT_R_DISABLED] = 1,
 		[STAT_R_UNSUPPORTED] = 1, [STAT_R_SERVER_DECLINED] = 1,
-		[STAT_R_ERROR] = 3, [STAT_R_OTHER] = 1,
+		[STAT_R_SHORT_LIVED] = 1, [STAT_R_ERROR] = 3, [STAT_R_OTHER] = 1,
 	};
 	struct stat_proc sp;
 
