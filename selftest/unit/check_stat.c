@@ -199,7 +199,7 @@ START_TEST(test_counters)
 	read_proc(getpid(), &sp);
 	ck_assert_uint_eq(sp.hdr.tr[STAT_TR_UDS], 2);
 	ck_assert_uint_eq(sp.hdr.tr[STAT_TR_SHM], 1);
-	ck_assert_uint_eq(sp.hdr.tr[STAT_TR_TCP], 13);
+	ck_assert_uint_eq(sp.hdr.tr[STAT_TR_TCP], 14);
 	ck_assert_uint_eq(sp.hdr.tr[STAT_TR_OTHER], 2);
 	for (unsigned r = 0; r < STAT_NREASON; r++)
 		ck_assert_msg(sp.hdr.reason[r] == want_r[r], "%s: %llu, want %llu",
