@@ -102,7 +102,9 @@ ssize_t io_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flags
 	pthread_mutex_lock(&flp_mu);
 	kind = settle_kind(fd);
 	s = fdt_get(fd);
-	if (kind == SK_PENDING && s->pend_sent >= flp_cfg.retain &&
+	/* (a lazy server adopts after its own count of calls, whatever we
+	 * sent meanwhile: its claim waits, it costs a look per call) */
+	if (kind == SK_PENDING && !s->lazy && s->pend_sent >= flp_cfg.retain &&
 	    flp_now_us() - s->pend_t0 >= PEND_GIVE_UP_US) {
 		conn_settle(fd, s, true);
 		kind = (s = fdt_get(fd)) ? s->kind : SK_NONE;
