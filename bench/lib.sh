@@ -13,6 +13,9 @@ declare -A SRV_PORT=()     # server name -> the port it must listen on
 declare -A SRV_CMD=()      # server name -> its command line, for messages
 declare -A USED_PORT=()    # ports handed out in this run
 
+# FL_EXTRA: more FASTLOOP_* settings for the fl-* rows of one test.
+FL_EXTRA=()
+
 # fl_env ROW LOGFILE: fill the array FLENV with the environment of ROW.
 # Rows: tcp-* (plain), fl-uds / fl-shm (both ends preloaded), or
 # "plain" / "fl-uds" for one end of a mixed pair.
@@ -21,7 +24,7 @@ fl_env() {
     FLENV=()
     case $row in
         fl-*) FLENV=(LD_PRELOAD="$LIB" FASTLOOP_TRANSPORT="${row#fl-}"
-                     FASTLOOP_LOG=info FASTLOOP_LOG_FILE="$log") ;;
+                     FASTLOOP_LOG=info FASTLOOP_LOG_FILE="$log" "${FL_EXTRA[@]}") ;;
     esac
 }
 
@@ -169,6 +172,15 @@ tcp_outsegs() {
 count_transport() {
     local n=0
     [ -s "$1" ] && n=$(grep -c "transport=$2" "$1" 2>/dev/null)
+    echo "${n:-0}"
+}
+
+# count_long_tcp LOG...: the connection ends that stayed TCP although they
+# lived long enough to switch (short-lived ones, a request and a response,
+# stay TCP by design: server reason=short-lived, client reason=revoked).
+count_long_tcp() {
+    local n
+    n=$(cat "$@" 2>/dev/null | grep "transport=tcp" | grep -cvE "reason=(short-lived|revoked)$")
     echo "${n:-0}"
 }
 
