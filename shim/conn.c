@@ -875,8 +875,9 @@ static void client_switch(struct flp_sock *s, int u, pid_t adopter)
 	/* A server that adopted late may have written on TCP before: its
 	 * bytes up to its FIN (the doorbell, sent right after TAKEN) come
 	 * first.  Unless that FIN is all there is, the TCP socket is kept,
-	 * hidden, and read first (SK_DRAIN, as an adopting server does). */
-	if (tcp_peek(s->fds[0]) != TCP_EOF) {
+	 * hidden, and read first (SK_DRAIN, as an adopting server does).
+	 * One that adopted in accept() never writes on TCP: its FIN is all. */
+	if (s->lazy && tcp_peek(s->fds[0]) != TCP_EOF) {
 		hid = flp_real.fcntl(s->fds[0], F_DUPFD_CLOEXEC, fdt_max() / 2);
 		if (hid < 0)
 			hid = flp_real.fcntl(s->fds[0], F_DUPFD_CLOEXEC, 3);
@@ -1292,7 +1293,12 @@ static int settle_lazy(struct flp_sock *s, bool force)
 	pid_t pid = 0;
 	int u;
 
-	if (!force && (s->inflight || (st != SLOT_TAKEN && st != SLOT_FAILED)))
+	if (!force && st != SLOT_TAKEN && st != SLOT_FAILED)
+		return 0;
+	/* adopted, but a call of another thread is in the kernel on TCP:
+	 * it switches when that call is back (force too: a FIN seen by
+	 * poll in one thread while another is blocked in send) */
+	if (s->inflight && st == SLOT_TAKEN)
 		return 0;
 	if (st != SLOT_TAKEN && st != SLOT_FAILED) {
 		/* the common end of a short connection: no system call */
@@ -1301,6 +1307,8 @@ static int settle_lazy(struct flp_sock *s, bool force)
 			to_tcp(s, "revoked");
 			return 0;
 		}
+		if (s->inflight && st == SLOT_TAKEN)
+			return 0;       /* adopted meanwhile: as above */
 	}
 	if (st == SLOT_FAILED) {
 		to_tcp(s, "server-declined");

@@ -15,6 +15,8 @@
  */
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -175,6 +177,17 @@ static bool gather(struct iovec **iov, struct iovec *small, const struct msghdr 
 	return true;
 }
 
+/* Yield (0) or sleep us microseconds. */
+static void nap_us(long us)
+{
+	struct timespec ts = { 0, us * 1000 };
+
+	if (us)
+		nanosleep(&ts, NULL);
+	else
+		sched_yield();
+}
+
 /* Has the peer's FIN been read up to on TCP socket fd? */
 static bool tcp_eof(int fd)
 {
@@ -314,13 +327,22 @@ ssize_t io_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 			 * adoption's doorbell, the rest comes from the fast
 			 * channel; else it is the server's own end */
 			more = call_end(s, life, r, e, false) && kind == SK_PENDING &&
-			       s->kind == SK_PENDING &&
 			       ((r == 0 && done < total) ||
 				(r > 0 && (flags & MSG_WAITALL) && !(flags & MSG_PEEK) &&
 				 done + (size_t)r < total && tcp_eof(fd)));
 			if (more) {
-				conn_settle(fd, s, true);
-				more = fdt_get(fd) == s &&
+				/* (another thread may have switched it already;
+				 * one in a call on TCP delays the switch: its
+				 * call ends as the server drains what it sent) */
+				for (int w = 0; s->kind == SK_PENDING && s->serial == life; w++) {
+					conn_settle(fd, s, true);
+					if (s->kind != SK_PENDING || s->serial != life || !s->inflight)
+						break;
+					pthread_mutex_unlock(&flp_mu);
+					nap_us(w < 20 ? 0 : 50);
+					pthread_mutex_lock(&flp_mu);
+				}
+				more = fdt_get(fd) == s && s->serial == life &&
 				       (s->kind == SK_FAST || s->kind == SK_DRAIN);
 			}
 			pthread_mutex_unlock(&flp_mu);
