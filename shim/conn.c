@@ -2001,7 +2001,10 @@ void conn_after_fork_child(void)
 {
 	flp_pid = getpid();
 	flp_start = flp_proc_start(flp_pid);
-	pthread_mutex_init(&flp_mu, NULL);
+	/* the forking thread locked it in conn_before_fork: it is ours to
+	 * unlock (re-initialising a held mutex confuses ThreadSanitizer: a
+	 * "double lock" at the next call) */
+	pthread_mutex_unlock(&flp_mu);
 	rendezvous_forget();
 	stat_after_fork_child();
 	shm_after_fork_child();
