@@ -586,12 +586,22 @@ int wait_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 			pre_note(epfd, op, fd, ev);
 		return r;
 	}
-	if (is_trial(s)) {
-		/* the kernel's registration, remembered for an adoption */
+	if (is_trial(s) || lazy_pending(fd)) {
+		/* on TCP for now, nothing to settle: the kernel's registration
+		 * (a lazy client's with the adopter's FIN added), remembered
+		 * for the switch; one look under the lock (an event loop
+		 * changes its interest several times per connection, and a
+		 * client with several threads contends for the lock) */
 		pthread_mutex_lock(&flp_mu);
 		s = fdt_get(fd);
-		if (is_trial(s)) {
-			r = flp_real.epoll_ctl(epfd, op, fd, ev) < 0 ? -errno : 0;
+		if (is_trial(s) || (s && s->kind == SK_PENDING && s->lazy)) {
+			struct epoll_event k;
+			if (ev) {
+				k = *ev;
+				if (s->kind == SK_PENDING)
+					k.events |= pend_extra(s);
+			}
+			r = flp_real.epoll_ctl(epfd, op, fd, ev ? &k : NULL) < 0 ? -errno : 0;
 			if (r == 0)
 				track_reg(s, epfd, op, fd, ev);
 			pthread_mutex_unlock(&flp_mu);
@@ -743,7 +753,14 @@ int wait_fix_epoll(int epfd, struct epoll_event *ev, int r)
 			/* a lazy server's FIN (see wait_poll): decide */
 			conn_settle(reg.fd, s, s->lazy &&
 				    (ev[k].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)));
-			if (s->kind != SK_PENDING) {
+			if (s->kind == SK_NONE) {
+				/* stayed TCP (the server's own FIN): the
+				 * kernel's word for this very fd stands, less
+				 * the EPOLLRDHUP we had added */
+				ev[k].events &= want;
+				if (!(reg.ev.events & EPOLLRDHUP))
+					ev[k].events &= ~(uint32_t)EPOLLRDHUP;
+			} else if (s->kind != SK_PENDING) {
 				ev[k].events = ask(reg.fd, reg.ev.events) & want;
 				/* edge-triggered: what the app was told before
 				 * the switch is no new edge; what it hears now

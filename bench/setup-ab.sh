@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# bench/setup-ab.sh — connection setup A/B, interleaved: plain TCP against
+# fastloop's default (a server switches a connection once it made
+# FASTLOOP_SWITCH_AFTER data calls) and against the switch in accept()
+# (FASTLOOP_SWITCH_AFTER=0).  Rows per round, in turn: netperf TCP_CRR
+# (a fixed count of transactions), bench/micro/crr (connect, 1 B, 1 B,
+# close), nginx + wrk with "Connection: close".  Prints each run, then the
+# median per row and setting and its ratio to TCP.  Both ends of every
+# pair run under the same setting; logging off (what users run).
+#
+#   bench/setup-ab.sh [ROUNDS (5)] [SECONDS per wrk run (3)]
+#
+# Needs: make (the library), build/bench/crr (make bench builds it),
+# netperf (scripts/build-netperf), nginx, wrk.  Loopback only; every
+# server is stopped by its pid.
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROUNDS=${1:-5}
+SECS=${2:-3}
+LIB=$ROOT/build/libfastloop.so
+NP=$ROOT/build/third_party/netperf/bin
+CRR=$ROOT/build/bench/crr
+N=20000
+for x in "$LIB" "$NP/netperf" "$NP/netserver" "$CRR"; do
+    [ -x "$x" ] || [ -r "$x" ] || { echo "setup-ab: missing $x (make; make bench; scripts/build-netperf)"; exit 2; }
+done
+for c in nginx wrk ss; do
+    command -v "$c" >/dev/null || { echo "setup-ab: needs $c"; exit 2; }
+done
+TMP=$(mktemp -d /tmp/fastloop-setup-ab.XXXXXX) || exit 2
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+mkdir -p "$TMP/www" "$TMP/reg"
+chmod 700 "$TMP/reg"
+head -c 1024 /dev/urandom >"$TMP/www/1k.bin"
+chmod -R a+rX "$TMP/www"
+
+free_port() {   # a port nothing listens on
+    local p
+    for _ in $(seq 100); do
+        p=$((20000 + RANDOM % 20000))
+        [ -z "$(ss -Hltn "sport = :$p")" ] && { echo "$p"; return; }
+    done
+    echo 0
+}
+wait_listen() { # PORT
+    for _ in $(seq 100); do
+        [ -n "$(ss -Hltn "sport = :$1")" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+setting_env() { # SETTING -> the environment of both ends
+    case $1 in
+        tcp) echo "FASTLOOP_UNUSED=1" ;;
+        default) echo "LD_PRELOAD=$LIB FASTLOOP_DIR=$TMP/reg" ;;
+        accept) echo "LD_PRELOAD=$LIB FASTLOOP_DIR=$TMP/reg FASTLOOP_SWITCH_AFTER=0" ;;
+    esac
+}
+stop_last() {
+    local p=${PIDS[-1]}
+    kill "$p" 2>/dev/null; wait "$p" 2>/dev/null
+    unset 'PIDS[-1]'
+}
+
+run_netperf() { # SETTING
+    local e port r
+    e=$(setting_env "$1"); port=$(free_port)
+    env $e "$NP/netserver" -D -L 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+    PIDS+=($!)
+    wait_listen "$port" || { stop_last; echo "n/a"; return; }
+    r=$(env $e timeout 120 "$NP/netperf" -H 127.0.0.1 -p "$port" -l -$N -t TCP_CRR -P 0 -v 0 2>&1 | tail -n 1 | awk '{print $1}')
+    stop_last
+    echo "${r:-n/a}"
+}
+run_crr() { # SETTING
+    env $(setting_env "$1") timeout 120 "$CRR" run -n $N 2>&1 | awk '/^conns/ { print $6 }'
+}
+run_nginx() { # SETTING
+    local e port r user=""
+    e=$(setting_env "$1"); port=$(free_port)
+    [ "$(id -u)" = 0 ] && user="user $(id -un) $(id -gn);"
+    cat >"$TMP/nginx.conf" <<EOF
+$user
+daemon off;
+master_process on;
+worker_processes 2;
+pid $TMP/nginx.pid;
+error_log $TMP/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    default_type application/octet-stream;
+    client_body_temp_path $TMP/body;
+    proxy_temp_path $TMP/proxy;
+    fastcgi_temp_path $TMP/fastcgi;
+    uwsgi_temp_path $TMP/uwsgi;
+    scgi_temp_path $TMP/scgi;
+    server { listen 127.0.0.1:$port; root $TMP/www; }
+}
+EOF
+    env $e nginx -c "$TMP/nginx.conf" -p "$TMP" >/dev/null 2>&1 &
+    PIDS+=($!)
+    wait_listen "$port" || { stop_last; echo "n/a"; return; }
+    r=$(env $e timeout $((SECS + 30)) wrk -t 2 -c 10 -d "${SECS}s" -H "Connection: close" \
+        "http://127.0.0.1:$port/1k.bin" 2>&1 | awk '/Requests\/sec/ { print $2 }')
+    stop_last
+    echo "${r:-n/a}"
+}
+
+ROWS="netperf crr nginx"
+SETTINGS="tcp default accept"
+declare -A VALS
+echo "setup-ab: $ROUNDS rounds; netperf TCP_CRR -l -$N, crr -n $N, wrk -c 10 -d ${SECS}s Connection: close"
+for r in $(seq "$ROUNDS"); do
+    for row in $ROWS; do
+        for s in $SETTINGS; do
+            v=$(run_$row "$s")
+            VALS[$row.$s]="${VALS[$row.$s]:-} $v"
+            printf 'round %d  %-7s %-8s %s\n' "$r" "$row" "$s" "$v"
+        done
+    done
+done
+median() { tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -g | awk '{ a[NR] = $1 } END { if (NR) print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2); else print "n/a" }'; }
+echo
+printf '| row | TCP | fastloop default | ÷ TCP | fastloop switch in accept | ÷ TCP |\n|---|---:|---:|---:|---:|---:|\n'
+for row in $ROWS; do
+    t=$(echo "${VALS[$row.tcp]}" | median)
+    d=$(echo "${VALS[$row.default]}" | median)
+    a=$(echo "${VALS[$row.accept]}" | median)
+    awk -v row="$row" -v t="$t" -v d="$d" -v a="$a" 'BEGIN {
+        printf "| %s (per s, median of rounds) | %.0f | %.0f | %.2f× | %.0f | %.2f× |\n", row, t, d, (t > 0 ? d / t : 0), a, (t > 0 ? a / t : 0) }'
+done
