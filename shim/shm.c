@@ -231,8 +231,13 @@ int shm_offer(struct flp_sock *s, int u, bool wanted)
 	if (!wanted)
 		return 0;
 	if (flp_want_shm()) {
-		fd = memfd_create("fastloop", MFD_CLOEXEC);
-		if (fd < 0 || ftruncate(fd, (off_t)len) < 0 || !(h = map_seg(fd, len)) ||
+		/* sealed at its size: the peer holds the file too, and a
+		 * file shrunk under our mapping would kill us with SIGBUS at
+		 * the next access (every connection of this process) */
+		fd = memfd_create("fastloop", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		if (fd < 0 || ftruncate(fd, (off_t)len) < 0 ||
+		    flp_real.fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0 ||
+		    !(h = map_seg(fd, len)) ||
 		    seg_init(h, ring) < 0 || !(c = conn_new(h, len, ring, fd, true))) {
 			FLP_WARN("cannot make a shared-memory segment of %zu bytes (%s); using uds",
 				 len, strerror(errno));
@@ -272,6 +277,19 @@ int shm_offer(struct flp_sock *s, int u, bool wanted)
  * segment it names.  Returns 0 (s->shm set for 'S'), or -errno: the
  * server uses what it offered, so the switch cannot go on without it.
  */
+/* A segment's file as received: a regular file of a sane size, sealed
+ * against shrinking and growing (a peer that shrank it under our mapping
+ * would kill us with SIGBUS; growing is refused for symmetry). */
+static bool seg_file_ok(int fd, struct stat *st)
+{
+	int seals = flp_real.fcntl(fd, F_GET_SEALS);
+
+	return fstat(fd, st) == 0 && S_ISREG(st->st_mode) &&
+	       st->st_size >= (off_t)seg_size(RING_MIN) &&
+	       st->st_size <= (off_t)seg_size(RING_MAX) &&
+	       seals >= 0 && (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) == (F_SEAL_SHRINK | F_SEAL_GROW);
+}
+
 int shm_take(struct flp_sock *s, int u)
 {
 	char b = 0;
@@ -313,9 +331,9 @@ int shm_take(struct flp_sock *s, int u)
 			flp_real.close(fd);
 		return -EPROTO;
 	}
-	/* the size comes from the file, not from the peer's header */
-	if (fstat(fd, &st) < 0 || st.st_size < (off_t)seg_size(RING_MIN) ||
-	    st.st_size > (off_t)seg_size(RING_MAX) || !(h = map_seg(fd, (size_t)st.st_size))) {
+	/* the size comes from the file, not from the peer's header; a file
+	 * the peer could still shrink under our mapping is refused */
+	if (!seg_file_ok(fd, &st) || !(h = map_seg(fd, (size_t)st.st_size))) {
 		flp_real.close(fd);
 		return -EPROTO;
 	}
@@ -365,8 +383,7 @@ int shm_adopt_memfd(struct flp_sock *s, int memfd)
 	uint32_t ring;
 
 	flp_real.fcntl(memfd, F_SETFD, FD_CLOEXEC);
-	if (fstat(memfd, &st) < 0 || st.st_size < (off_t)seg_size(RING_MIN) ||
-	    st.st_size > (off_t)seg_size(RING_MAX) || !(h = map_seg(memfd, (size_t)st.st_size))) {
+	if (!seg_file_ok(memfd, &st) || !(h = map_seg(memfd, (size_t)st.st_size))) {
 		flp_real.close(memfd);
 		return -EPROTO;
 	}

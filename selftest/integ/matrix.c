@@ -3445,6 +3445,78 @@ struct tcase {
 	const char *listen_addr;
 };
 
+/* -------------------------------------------------- sealed segment */
+
+/*
+ * The shm segment is sealed against shrinking and growing: the peer holds
+ * the same file, and one shrunk under our mapping would kill us with
+ * SIGBUS.  The client, after a conversation on the rings, opens its own
+ * mapping of the segment again (/proc/self/map_files, as root) and tries
+ * what a hostile peer would: both must fail with EPERM, and the bytes
+ * that follow still arrive whole.  Other setups: no segment may exist.
+ */
+static int seal_check_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	int found = 0;
+
+	CHECK(f, "open /proc/self/maps");
+	while (fgets(line, sizeof(line), f)) {
+		char range[64], path[96];
+		int fd;
+		off_t sz;
+
+		if (!strstr(line, "memfd:fastloop"))
+			continue;
+		CHECK(sscanf(line, "%63s", range) == 1, "maps line");
+		snprintf(path, sizeof(path), "/proc/self/map_files/%s", range);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0 && (errno == EPERM || errno == EACCES)) {
+			fclose(f);
+			return -1;      /* not root: cannot open it again */
+		}
+		CHECK(fd >= 0, "open %s", path);
+		sz = lseek(fd, 0, SEEK_END);
+		CHECK(sz > 0, "segment size %lld", (long long)sz);
+		CHECK_ERRNO(ftruncate(fd, 0), EPERM);
+		CHECK_ERRNO(ftruncate(fd, 2 * sz), EPERM);
+		CHECK(lseek(fd, 0, SEEK_END) == sz, "size unchanged");
+		close(fd);
+		found++;
+	}
+	fclose(f);
+	return found;
+}
+
+static void seal_client(int port)
+{
+	int fd = t_connect(port);
+	const char *e = getenv("FLP_EXPECT");
+	uint8_t buf[1000];
+	int n;
+
+	for (int i = 0; i < 50; i++) {
+		char c = (char)((i * 7) & 0x7f);
+		t_write_all(fd, &c, 1);
+		t_read_all(fd, buf, sizeof(buf));
+		t_verify(buf, sizeof(buf), (uint64_t)c, 0);
+		if (i == 24) {
+			n = seal_check_maps();
+			if (n < 0) {
+				printf("skip: not root (cannot reopen the mapping)\n");
+				exit(77);
+			}
+			if (e && !strcmp(e, "shm"))
+				CHECK(n >= 1, "no shm segment mapped on a shm connection");
+			else if (e && strcmp(e, "any"))
+				CHECK(n == 0, "%d segment(s) mapped, expected none (%s)", n, e);
+		}
+	}
+	t_expect(fd);
+	close(fd);
+}
+
 static const struct tcase cases[] = {
 	{ "echo", echo_server, echo_client, NULL, "127.0.0.1" },
 	{ "stream1g", stream_server, stream_client, NULL, "127.0.0.1" },
@@ -3484,6 +3556,7 @@ static const struct tcase cases[] = {
 	{ "kill9", NULL, NULL, kill9_solo, NULL },
 	{ "shared-writers", sw_server, sw_client, NULL, "127.0.0.1" },
 	{ "rlimit", rr_server50, rlimit_client, NULL, "127.0.0.1" },
+	{ "seal", rr_server50, seal_client, NULL, "127.0.0.1" },
 	{ "exec-stdio", exec_stdio_server, exec_stdio_client, NULL, "127.0.0.1" },
 	{ "eintr-spin", eintr_spin_server, eintr_spin_client, NULL, "127.0.0.1" },
 	{ "late-switch", ls_server_block, ls_client_block, NULL, "127.0.0.1" },
