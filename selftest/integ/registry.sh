@@ -112,6 +112,9 @@ else
     bad "nobody's client: $out"
 fi
 wait "${pids[@]}" 2>/dev/null
-grep -q 'transport=tcp reason=peer-not-preloaded' "$work/srv.log" || bad "server log: $(cat "$work/srv.log")"
+# no claim for it: the server says so when it looks (at once with the
+# switch in accept; after FASTLOOP_SWITCH_AFTER calls by default, so this
+# one-exchange connection ends first: short-lived)
+grep -qE 'transport=tcp reason=(peer-not-preloaded|short-lived)$' "$work/srv.log" || bad "server log: $(cat "$work/srv.log")"
 [ $fail = 0 ] && say "registry: all passed"
 exit $fail
