@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/setup-ab.sh — connection setup A/B, interleaved: plain TCP against
-# fastloop's default (a server switches a connection once it made
-# FASTLOOP_SWITCH_AFTER data calls) and against the switch in accept()
-# (FASTLOOP_SWITCH_AFTER=0).  Rows per round, in turn: netperf TCP_CRR
+# fastloop with FASTLOOP_SWITCH_AFTER=8 (a server switches a connection once
+# it made 8 data calls: the column "default" below, the intended default)
+# and against the switch in accept() (FASTLOOP_SWITCH_AFTER=0, today's default).  Rows per round, in turn: netperf TCP_CRR
 # (a fixed count of transactions), bench/micro/crr (connect, 1 B, 1 B,
 # close), nginx + wrk with "Connection: close".  Prints each run, then the
 # median per row and setting and its ratio to TCP.  Both ends of every
@@ -57,7 +57,7 @@ wait_listen() { # PORT
 setting_env() { # SETTING -> the environment of both ends
     case $1 in
         tcp) echo "FASTLOOP_UNUSED=1" ;;
-        default) echo "LD_PRELOAD=$LIB FASTLOOP_DIR=$TMP/reg" ;;
+        default) echo "LD_PRELOAD=$LIB FASTLOOP_DIR=$TMP/reg FASTLOOP_SWITCH_AFTER=8" ;;
         accept) echo "LD_PRELOAD=$LIB FASTLOOP_DIR=$TMP/reg FASTLOOP_SWITCH_AFTER=0" ;;
     esac
 }
@@ -128,7 +128,7 @@ for r in $(seq "$ROUNDS"); do
 done
 median() { tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -g | awk '{ a[NR] = $1 } END { if (NR) print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2); else print "n/a" }'; }
 echo
-printf '| row | TCP | fastloop default | ÷ TCP | fastloop switch in accept | ÷ TCP |\n|---|---:|---:|---:|---:|---:|\n'
+printf '| row | TCP | fastloop SWITCH_AFTER=8 | ÷ TCP | fastloop switch in accept | ÷ TCP |\n|---|---:|---:|---:|---:|---:|\n'
 for row in $ROWS; do
     t=$(echo "${VALS[$row.tcp]}" | median)
     d=$(echo "${VALS[$row.default]}" | median)

@@ -1303,6 +1303,8 @@ static int settle_lazy(struct flp_sock *s, bool force)
 	if (st != SLOT_TAKEN && st != SLOT_FAILED) {
 		/* the common end of a short connection: no system call */
 		st = claim_revoke(s->map, s->slot, s->gen);
+		FLP_DBG("lazy client fd %d: decides (inflight %d), claim now %u",
+			s->nfds ? s->fds[0] : -1, s->inflight, st);
 		if (st == SLOT_REVOKED) {
 			to_tcp(s, "revoked");
 			return 0;
@@ -1388,7 +1390,7 @@ static int settle_pending(struct flp_sock *s, bool force)
  */
 int conn_settle(int fd, struct flp_sock *s, bool force)
 {
-	bool pending;
+	bool pending, trial = false;
 
 	(void)fd;
 	if (s->kind == SK_TRIAL) {
@@ -1403,8 +1405,11 @@ int conn_settle(int fd, struct flp_sock *s, bool force)
 			to_tcp(s, "trial-busy");
 			return 0;
 		}
+		FLP_DBG("server fd %d: trial over after %u calls, looking for its claim",
+			s->nfds ? s->fds[0] : -1, s->calls);
 		set_kind(s, SK_UNDECIDED);
 		force = true;
+		trial = true;
 	}
 	if (s->kind == SK_UNDECIDED) {
 		/* a claim announced but not filled is a client between its
@@ -1415,7 +1420,11 @@ int conn_settle(int fd, struct flp_sock *s, bool force)
 		 * closed (and its entry reused) meanwhile */
 		if (!try_adopt(s, force ? flp_cfg.decide_wait_us : 0, &pending) &&
 		    s->serial == life && s->kind == SK_UNDECIDED && (force || !pending))
-			to_tcp(s, "peer-not-preloaded");
+			/* after a trial, a client that is gone already (its
+			 * FIN is here: it closed, releasing its claim, before
+			 * we looked) was a short connection, not a plain one */
+			to_tcp(s, trial && tcp_peek(s->fds[0]) == TCP_EOF ?
+				  "short-lived" : "peer-not-preloaded");
 		return 0;
 	}
 	if (s->kind == SK_DRAIN) {

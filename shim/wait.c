@@ -744,7 +744,23 @@ int wait_fix_epoll(int epfd, struct epoll_event *ev, int r)
 			conn_watch(s);
 		} else if (s->kind == SK_DRAIN) {
 			conn_settle(reg.fd, s, false);
-			if (s->kind == SK_DRAIN)
+			if (s->kind == SK_DRAIN && flp_shm(s)) {
+				/* readable: the hidden TCP bytes (the ring's wait
+				 * for the drain's end); writable: the ring, with
+				 * its parking and the reader's bell for room, as
+				 * for a FAST one (a server that adopted in the
+				 * middle of a full-duplex stream drains for long:
+				 * without the bell for room its app never heard
+				 * of room again, and stopped reading: a stall) */
+				struct sock_epreg *live = find_reg(s, reg.epfd, reg.fd);
+				uint32_t e = ev[k].events & (EPOLLERR | EPOLLHUP);
+				if ((reg.ev.events & EPOLLIN) && s->hidden_tcp >= 0)
+					e |= ask(s->hidden_tcp, EPOLLIN | EPOLLRDHUP) & EPOLLIN;
+				if (live && (reg.ev.events & EPOLLOUT))
+					e |= shm_fix(s, live, ev[k].events) &
+					     ~(uint32_t)(EPOLLIN | EPOLLRDNORM | EPOLLRDHUP);
+				ev[k].events = e & want;
+			} else if (s->kind == SK_DRAIN)
 				ev[k].events = ((ev[k].events & EPOLLIN) |
 					ask(reg.fd, reg.ev.events & ~EPOLLIN)) & want;
 			else

@@ -312,11 +312,11 @@ fl_lines() {
     esac
 }
 
-# fl_lazy — true when servers adopt late (FASTLOOP_SWITCH_AFTER unset or
-# not 0, the default): a connection closed before it made that many data
+# fl_lazy — true when servers adopt late (FASTLOOP_SWITCH_AFTER set and
+# not 0; opt-in): a connection closed before it made that many data
 # calls stays TCP by design (server: reason=short-lived, client: revoked).
 fl_lazy() {
-    [ "${FASTLOOP_SWITCH_AFTER:-8}" != 0 ]
+    [ "${FASTLOOP_SWITCH_AFTER:-0}" != 0 ]
 }
 
 # fl_expect_fast PORT... — both ends preloaded: every client and server line
@@ -342,9 +342,12 @@ fl_expect_fast() {
         # pairs are allowed, up to 1 % of the connections; nothing else.
         nrev=$(fl_lines client "$port" | grep -cE " transport=tcp reason=revoked$")
         nshort=0
-        fl_lazy && nshort=$(fl_lines server "$port" | grep -cE " transport=tcp reason=short-lived$")
+        # trial-busy: a connection used by two threads at once (iperf 2's
+        # full duplex: one always blocked in recv) is never switched
+        # by the default, a documented limit
+        fl_lazy && nshort=$(fl_lines server "$port" | grep -cE " transport=tcp reason=(short-lived|trial-busy)$")
         nother=$( { fl_lines client "$port"; fl_lines server "$port"; } |
-            grep -vE " $want( |$)" | grep -cvE "reason=(revoked|peer-not-preloaded|short-lived)$")
+            grep -vE " $want( |$)" | grep -cvE "reason=(revoked|peer-not-preloaded|short-lived|trial-busy)$")
         if [ "$nc" -ge 1 ] && [ "$ns" -ge 1 ] && [ "$nother" = 0 ] &&
            [ "$nslow" -le $((2 * nrev)) ] && [ $((100 * (nrev - nshort))) -le "$nc" ]; then
             fl_ok "port $port: $nc client + $ns server lines, all $want but $nshort short-lived (TCP by design) and $((nrev - nshort)) closed before accept"
