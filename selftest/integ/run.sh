@@ -5,9 +5,9 @@
 #   both/off      both preloaded, FASTLOOP_TRANSPORT=off: pure pass-through
 #   plain-server  client preloaded, server not: must stay TCP
 #   plain-client  server preloaded, client not: must stay TCP
-# These switch in accept() (FASTLOOP_SWITCH_AFTER=0): each case tests the
-# switch itself, from its first byte.  The default, a server that adopts
-# only once its connection made switch_after data calls, runs in
+# These switch in accept() (FASTLOOP_SWITCH_AFTER=0, the default): each
+# case tests the switch itself, from its first byte.  The opt-in switch
+# after N data calls (FASTLOOP_SWITCH_AFTER, 8 unless set) runs in
 #   both/shm/lazy  every case: bytes, errno and time as everywhere, but
 #                  a connection may end on either path (FLP_EXPECT=any),
 #                  except the LAZY_CASES, written to switch late (shm)
