@@ -213,3 +213,34 @@ maybe_enter_netns() {
     export FASTLOOP_BENCH_IN_NETNS=1
     exec unshare --net -- "$@"
 }
+
+# write_nginx_conf DIR PORT: DIR/nginx.conf for nginx (2 workers, sendfile)
+# serving DIR/www on 127.0.0.1:PORT, its files in DIR.
+write_nginx_conf() {   # DIR PORT
+    local dir=$1
+    local user_line=""
+    # Workers run as the client's user, so both ends of a connection are
+    # the same user (fastloop's registry is per user).
+    [ "$(id -u)" -eq 0 ] && user_line="user $(id -un) $(id -gn);"
+    cat >"$dir/nginx.conf" <<EOF
+$user_line
+daemon off;
+master_process on;
+worker_processes 2;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    keepalive_requests 1000000;
+    default_type application/octet-stream;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    server { listen 127.0.0.1:$2; root $dir/www; }
+}
+EOF
+}

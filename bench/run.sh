@@ -573,33 +573,6 @@ mkdir -p "$NGX_DIR/www"
 head -c 1024 /dev/urandom >"$NGX_DIR/www/1k.bin"
 chmod -R a+rX "$NGX_DIR"
 
-write_nginx_conf() {   # PORT
-    local user_line=""
-    # Workers run as the client's user, so both ends of a connection are
-    # the same user (fastloop's registry is per user).
-    [ "$(id -u)" -eq 0 ] && user_line="user $(id -un) $(id -gn);"
-    cat >"$NGX_DIR/nginx.conf" <<EOF
-$user_line
-daemon off;
-master_process on;
-worker_processes 2;
-pid $NGX_DIR/nginx.pid;
-error_log $NGX_DIR/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    sendfile on;
-    keepalive_requests 1000000;
-    default_type application/octet-stream;
-    client_body_temp_path $NGX_DIR/body;
-    proxy_temp_path $NGX_DIR/proxy;
-    fastcgi_temp_path $NGX_DIR/fastcgi;
-    uwsgi_temp_path $NGX_DIR/uwsgi;
-    scgi_temp_path $NGX_DIR/scgi;
-    server { listen 127.0.0.1:$1; root $NGX_DIR/www; }
-}
-EOF
-}
 
 # srv_<name> ROW: start one server on a fresh port (fail is recorded by
 # the caller).  ensure_server restarts one that died during a run, so one
@@ -630,7 +603,7 @@ srv_redis() {
             --daemonize no --protected-mode no --dir "$TMP" --logfile "$TMP/redis.log"
 }
 srv_nginx() {
-    free_port && PORT[nginx]=$FREE_PORT && write_nginx_conf "${PORT[nginx]}" &&
+    free_port && PORT[nginx]=$FREE_PORT && write_nginx_conf "$NGX_DIR" "${PORT[nginx]}" &&
         start_server nginx "$1" "${PORT[nginx]}" "$NGINX" -c "$NGX_DIR/nginx.conf" -p "$NGX_DIR"
 }
 srv_netperf() {

@@ -38,22 +38,9 @@ mkdir -p "$TMP/www" "$TMP/reg"
 chmod 700 "$TMP/reg"
 head -c 1024 /dev/urandom >"$TMP/www/1k.bin"
 chmod -R a+rX "$TMP/www"
-
-free_port() {   # a port nothing listens on
-    local p
-    for _ in $(seq 100); do
-        p=$((20000 + RANDOM % 20000))
-        [ -z "$(ss -Hltn "sport = :$p")" ] && { echo "$p"; return; }
-    done
-    echo 0
-}
-wait_listen() { # PORT
-    for _ in $(seq 100); do
-        [ -n "$(ss -Hltn "sport = :$1")" ] && return 0
-        sleep 0.05
-    done
-    return 1
-}
+# free_port (FREE_PORT), wait_listen, write_nginx_conf: shared with bench/run.sh
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 setting_env() { # SETTING -> the environment of both ends
     case $1 in
         tcp) echo "FASTLOOP_UNUSED=1" ;;
@@ -69,10 +56,10 @@ stop_last() {
 
 run_netperf() { # SETTING
     local e port r
-    e=$(setting_env "$1"); port=$(free_port)
+    e=$(setting_env "$1"); free_port || { echo "n/a"; return; }; port=$FREE_PORT
     env $e "$NP/netserver" -D -L 127.0.0.1 -p "$port" >/dev/null 2>&1 &
     PIDS+=($!)
-    wait_listen "$port" || { stop_last; echo "n/a"; return; }
+    wait_listen "$port" "${PIDS[-1]}" 5 || { stop_last; echo "n/a"; return; }
     r=$(env $e timeout 120 "$NP/netperf" -H 127.0.0.1 -p "$port" -l -$N -t TCP_CRR -P 0 -v 0 2>&1 | tail -n 1 | awk '{print $1}')
     stop_last
     echo "${r:-n/a}"
@@ -81,32 +68,12 @@ run_crr() { # SETTING
     env $(setting_env "$1") timeout 120 "$CRR" run -n $N 2>&1 | awk '/^conns/ { print $6 }'
 }
 run_nginx() { # SETTING
-    local e port r user=""
-    e=$(setting_env "$1"); port=$(free_port)
-    [ "$(id -u)" = 0 ] && user="user $(id -un) $(id -gn);"
-    cat >"$TMP/nginx.conf" <<EOF
-$user
-daemon off;
-master_process on;
-worker_processes 2;
-pid $TMP/nginx.pid;
-error_log $TMP/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    sendfile on;
-    default_type application/octet-stream;
-    client_body_temp_path $TMP/body;
-    proxy_temp_path $TMP/proxy;
-    fastcgi_temp_path $TMP/fastcgi;
-    uwsgi_temp_path $TMP/uwsgi;
-    scgi_temp_path $TMP/scgi;
-    server { listen 127.0.0.1:$port; root $TMP/www; }
-}
-EOF
+    local e port r
+    e=$(setting_env "$1"); free_port || { echo "n/a"; return; }; port=$FREE_PORT
+    write_nginx_conf "$TMP" "$port"
     env $e nginx -c "$TMP/nginx.conf" -p "$TMP" >/dev/null 2>&1 &
     PIDS+=($!)
-    wait_listen "$port" || { stop_last; echo "n/a"; return; }
+    wait_listen "$port" "${PIDS[-1]}" 5 || { stop_last; echo "n/a"; return; }
     r=$(env $e timeout $((SECS + 30)) wrk -t 2 -c 10 -d "${SECS}s" -H "Connection: close" \
         "http://127.0.0.1:$port/1k.bin" 2>&1 | awk '/Requests\/sec/ { print $2 }')
     stop_last
