@@ -252,13 +252,11 @@ static void unmap(struct reg_map *m)
 }
 
 /*
- * A listener's last fd in this process is gone.  The file goes away when
- * no process holds the listener any more: after dropping our lock fd, a
- * fresh exclusive lock succeeds only if no other process (a fork child
- * that inherited the listener) still holds the original one.
+ * The owner's last reference went after reg_unpublish().  The file goes
+ * away when no process holds the listener any more: with our lock fd
+ * dropped, a fresh exclusive lock succeeds only if no other process (a
+ * fork child that inherited the listener) still holds the original one.
  */
-/* The owner's last reference went after reg_unpublish(): remove the file
- * unless another process (a fork child that still listens) holds it. */
 static void unpublish_now(const char *name, uint64_t ino)
 {
 	char path[512];
@@ -282,9 +280,9 @@ static void unpublish_now(const char *name, uint64_t ino)
 	flp_real.close(fd);
 }
 
-/* The listener is closed.  Sockets it accepted that are still on trial
- * hold the file (they may yet look for their claim): it goes with the
- * last of them. */
+/* A listener's last fd in this process is gone.  Sockets it accepted
+ * that are still on trial (or undecided) hold the file — they may yet
+ * look for their claim — and it goes with the last of them. */
 void reg_unpublish(struct reg_map *m)
 {
 	__atomic_store_n(&m->unpub, true, __ATOMIC_RELEASE);
