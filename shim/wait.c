@@ -484,11 +484,35 @@ static void note_et(struct flp_sock *s)
 	shm_note_et(s, et);
 }
 
+/* Remember (or forget) the app's registration of s's fd in epfd, after
+ * the kernel took it: a new or changed one starts afresh (nothing seen,
+ * parked, owed or looked at; the array's spare slots hold stale entries).
+ * flp_ep_pending counts those of watched sockets.  Caller holds flp_mu. */
+static void track_reg(struct flp_sock *s, int epfd, int op, int fd,
+		      const struct epoll_event *ev)
+{
+	struct sock_epreg *g = find_reg(s, epfd, fd), r0 = { .epfd = epfd, .fd = fd };
+
+	if (ev)
+		r0.ev = *ev;
+	if (op == EPOLL_CTL_DEL && g) {
+		*g = s->ep[--s->nep];
+		if (s->on_pend)
+			flp_ep_pending--;
+	} else if (op == EPOLL_CTL_MOD && g && ev) {
+		*g = r0;
+	} else if (op == EPOLL_CTL_ADD && ev && !g && s->nep < SOCK_MAX_EPOLL) {
+		s->ep[s->nep++] = r0;
+		if (s->on_pend)
+			flp_ep_pending++;
+	}
+}
+
 /* epoll_ctl on a ring socket: the kernel gets wait_kernel_events(), the
  * app's registration is kept for wait_fix_epoll. */
 static int shm_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-	struct sock_epreg r0 = { .epfd = epfd, .fd = fd }, *g;
+	struct sock_epreg r0 = { .epfd = epfd, .fd = fd };
 	struct epoll_event k;
 	struct flp_sock *s;
 	int r;
@@ -509,56 +533,19 @@ static int shm_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		if (op == EPOLL_CTL_DEL || (ev && !(ev->events & EPOLLIN))) {
 			flp_real.epoll_ctl(epfd, EPOLL_CTL_DEL, s->hidden_tcp, NULL);
 		} else if (ev) {
-			struct epoll_event m = *ev;
-			m.events = EPOLLIN | EPOLLRDHUP |
-				   (ev->events & (EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE));
+			struct epoll_event m = mirror_ev(ev);
 			if (flp_real.epoll_ctl(epfd, op, s->hidden_tcp, &m) < 0 && op == EPOLL_CTL_MOD)
 				flp_real.epoll_ctl(epfd, EPOLL_CTL_ADD, s->hidden_tcp, &m);
 		}
 	}
 	if (r == 0) {
-		g = find_reg(s, epfd, fd);
-		if (op == EPOLL_CTL_DEL && g) {
-			*g = s->ep[--s->nep];
-			if (s->on_pend)
-				flp_ep_pending--;
-		} else if (op == EPOLL_CTL_MOD && g && ev) {
-			*g = r0;
-		} else if (op == EPOLL_CTL_ADD && ev && !g && s->nep < SOCK_MAX_EPOLL) {
-			s->ep[s->nep++] = r0;
-			if (s->on_pend)
-				flp_ep_pending++;
-		}
+		track_reg(s, epfd, op, fd, ev);
 		note_et(s);
 	}
 	pthread_mutex_unlock(&flp_mu);
 	return r;
 }
 
-/* Remember (or forget) the app's registration of s's fd in epfd, after
- * the kernel took it.  flp_ep_pending counts those of watched sockets.
- * Caller holds flp_mu. */
-static void track_reg(struct flp_sock *s, int epfd, int op, int fd,
-		      const struct epoll_event *ev)
-{
-	struct sock_epreg *g = find_reg(s, epfd, fd);
-
-	if (op == EPOLL_CTL_DEL && g) {
-		*g = s->ep[--s->nep];
-		if (s->on_pend)
-			flp_ep_pending--;
-	} else if (op == EPOLL_CTL_MOD && g && ev) {
-		g->ev = *ev;
-		g->seen = 0;
-	} else if (op == EPOLL_CTL_ADD && ev && !g && s->nep < SOCK_MAX_EPOLL) {
-		s->ep[s->nep].epfd = epfd;
-		s->ep[s->nep].fd = fd;
-		s->ep[s->nep].seen = 0;
-		s->ep[s->nep++].ev = *ev;
-		if (s->on_pend)
-			flp_ep_pending++;
-	}
-}
 
 /*
  * epoll_ctl: a not-final socket is settled first.  One still PENDING is
