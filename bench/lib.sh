@@ -57,6 +57,16 @@ free_port() {
     return 1
 }
 
+# crr_ports: the kernel's ephemeral range as LO,HI for netperf TCP_CRR's -p.
+# netperf binds its CRR client ports itself, 5000-65535 by default, and
+# leaves TIME-WAIT on nearly all of them, so free_port finds nothing below
+# the ephemeral range for a minute after a run.
+crr_ports() {
+    local lo hi
+    read -r lo hi < /proc/sys/net/ipv4/ip_local_port_range
+    echo "$lo,$hi"
+}
+
 # wait_listen PORT PID SECONDS: wait until PORT listens; fail early if PID died.
 wait_listen() {
     local port=$1 pid=$2 secs=$3 i

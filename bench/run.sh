@@ -529,13 +529,14 @@ t_crr() {
 # netserver sits in accept() until its own timer (the run time plus 4 s of
 # padding) expires, so a timed run would cost 4 s more each time.
 t_netperf() {   # ROW TEST(TCP_STREAM|TCP_MAERTS|TCP_RR|TCP_CRR)
-    local row=$1 t=$2 label="netperf $2" v len=$DUR tmo=$((DUR + 20)) n
+    local row=$1 t=$2 label="netperf $2" v len=$DUR tmo=$((DUR + 20)) n ts=()
     if [ "$t" = TCP_CRR ]; then
         len=-$CRR_N
         tmo=$((CRR_N / 500 + 60))
+        ts=(-- -p "$(crr_ports)")
     fi
     run_client "$row" "$label" netperf "$tmo" \
-        netperf -H 127.0.0.1 -p "${PORT[netperf]}" -l "$len" -t "$t" -P 0 -v 0
+        netperf -H 127.0.0.1 -p "${PORT[netperf]}" -l "$len" -t "$t" -P 0 -v 0 "${ts[@]}"
     v=$(awk 'NF { x = $NF } END { print x }' "$CL_OUT")
     if [ $CL_RC -ne 0 ] || ! [[ $v =~ ^[0-9.]+$ ]]; then
         fail "$row $label: netperf exit $CL_RC: $(tail -n 1 "$CL_OUT")"

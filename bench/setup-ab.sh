@@ -60,7 +60,7 @@ run_netperf() { # SETTING
     env $e "$NP/netserver" -D -L 127.0.0.1 -p "$port" >/dev/null 2>&1 &
     PIDS+=($!)
     wait_listen "$port" "${PIDS[-1]}" 5 || { stop_last; echo "n/a"; return; }
-    r=$(env $e timeout 120 "$NP/netperf" -H 127.0.0.1 -p "$port" -l -$N -t TCP_CRR -P 0 -v 0 2>&1 | tail -n 1 | awk '{print $1}')
+    r=$(env $e timeout 120 "$NP/netperf" -H 127.0.0.1 -p "$port" -l -$N -t TCP_CRR -P 0 -v 0 -- -p "$(crr_ports)" 2>&1 | tail -n 1 | awk '{print $1}')
     stop_last
     echo "${r:-n/a}"
 }

@@ -177,6 +177,14 @@ fl_port() {
     return 1
 }
 
+# fl_ephemeral — the kernel's ephemeral port range as LO,HI (for programs
+# that pick their own client ports, such as netperf's TCP_CRR).
+fl_ephemeral() {
+    local lo hi
+    read -r lo hi < /proc/sys/net/ipv4/ip_local_port_range
+    echo "$lo,$hi"
+}
+
 # fl_newport VAR — pick a free port, store it in VAR and in the phase's list
 # of ports whose log lines are checked.
 fl_newport() {
