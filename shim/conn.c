@@ -911,6 +911,10 @@ static void client_switch(struct flp_sock *s, int u, pid_t adopter)
 	} else {
 		set_kind(s, SK_FAST);
 	}
+	if (s->shut_wr_tcp && flp_shm(s))
+		shm_shutdown(s->fds[0], s, SHUT_WR);
+	else if (s->shut_wr_tcp)
+		flp_real.shutdown(s->fds[0], SHUT_WR);
 	log_conn(s, flp_shm(s) ? "shm" : "uds", NULL);
 }
 
@@ -1668,6 +1672,11 @@ int conn_shutdown(int fd, int how)
 			to_tcp(s, "short-lived");
 		else if (s && flp_slow(s))
 			conn_settle(fd, s, true);
+		/* adopted, but the switch waits for another thread's call on
+		 * TCP: our FIN below ends the TCP bytes, as the switch's own
+		 * would; the EOF it also is goes on at the switch */
+		if ((s = fdt_get(fd)) && s->kind == SK_PENDING && s->lazy && how != SHUT_RD)
+			s->shut_wr_tcp = true;
 		pthread_mutex_unlock(&flp_mu);
 		s = fdt_get(fd);
 	}

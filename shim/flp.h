@@ -339,6 +339,9 @@ struct flp_sock {
 					 * switch waits for none) */
 	bool lazy;                      /* PENDING: the server adopts late (it
 					 * may write on TCP first; no spin) */
+	bool shut_wr_tcp;               /* lazy PENDING: the app shut down
+					 * writing on TCP while a switch had to
+					 * wait; its EOF goes on at the switch */
 	/* FAST / DRAIN */
 	int hidden_tcp;                 /* server: TCP until the client's FIN is read */
 	struct stat_conn *st;           /* what `fastloop stat` shows (stat.c) */
@@ -486,6 +489,7 @@ int wait_fix_epoll(int epfd, struct epoll_event *ev, int r) FLP_HIDDEN;
 int wait_epoll(int epfd, struct epoll_event *ev, int max, long long timeout_ns,
 	       const sigset_t *mask, bool pwait2) FLP_HIDDEN;
 bool wait_needs_settle(int fd) FLP_HIDDEN;
+void flp_nap_us(long us) FLP_HIDDEN;
 uint32_t wait_kernel_events(const struct sock_epreg *reg) FLP_HIDDEN;
 void wait_pre_forget(int fd) FLP_HIDDEN;
 void wait_pre_adopt(int fd, struct flp_sock *s) FLP_HIDDEN;

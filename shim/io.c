@@ -178,7 +178,7 @@ static bool gather(struct iovec **iov, struct iovec *small, const struct msghdr 
 }
 
 /* Yield (0) or sleep us microseconds. */
-static void nap_us(long us)
+void flp_nap_us(long us)
 {
 	struct timespec ts = { 0, us * 1000 };
 
@@ -339,7 +339,7 @@ ssize_t io_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 					if (s->kind != SK_PENDING || s->serial != life || !s->inflight)
 						break;
 					pthread_mutex_unlock(&flp_mu);
-					nap_us(w < 20 ? 0 : 50);
+					flp_nap_us(w < 20 ? 0 : 50);
 					pthread_mutex_lock(&flp_mu);
 				}
 				more = fdt_get(fd) == s && s->serial == life &&

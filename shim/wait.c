@@ -84,11 +84,85 @@ static bool settle_fd(int fd, bool decide)
 	return flp_slow(fdt_get(fd));
 }
 
+/* Is s plain TCP for now, and may it switch at another thread's call: a
+ * TRIAL server, a lazy PENDING client?  (Without the lock: a hint, looked
+ * at again under it.) */
+static bool tcp_for_now(struct flp_sock *s)
+{
+	int k = s ? sock_kind(s) : SK_NONE;
+
+	return k == SK_TRIAL || (k == SK_PENDING && s->lazy);
+}
+
 bool wait_needs_settle(int fd)
 {
 	struct flp_sock *s = fdt_get(fd);
 
-	return (flp_slow(s) && !is_trial(s)) || flp_shm(s);
+	return flp_slow(s) || flp_shm(s);
+}
+
+/* A socket a poll holds while it sleeps (hold_tcp). */
+struct held {
+	struct flp_sock *s;
+	uint64_t life;
+};
+
+/*
+ * A poll about to sleep on sockets that are TCP for now counts as a call
+ * in flight on each (s->inflight, as io.c's data calls do), so that none
+ * of them switches meanwhile.  A switch dup3()s another file onto the
+ * number, and a poll already asleep stays on the old file's wait queue:
+ * after a wakeup the kernel looks the number up again only to report,
+ * never to wait, so the poll would sleep through all that happens on the
+ * new file (a reader thread of a lazy client slept on its old TCP socket
+ * while the adopter's ring filled: a stall).  A lazy client's poller
+ * wakes at its adopter's FIN (POLLRDHUP is asked for) and the switch goes
+ * on then.  Returns how many it holds, in h[].
+ */
+static nfds_t hold_tcp(const struct pollfd *pfd, nfds_t n, struct held *h)
+{
+	bool locked = false;
+	nfds_t k = 0;
+
+	for (nfds_t i = 0; i < n; i++) {
+		struct flp_sock *s = pfd[i].fd >= 0 ? fdt_get(pfd[i].fd) : NULL;
+
+		if (!tcp_for_now(s))
+			continue;
+		if (!locked)
+			pthread_mutex_lock(&flp_mu);
+		locked = true;
+		if ((s = fdt_get(pfd[i].fd)) && tcp_for_now(s)) {
+			s->inflight++;
+			h[k].s = s;
+			h[k++].life = s->serial;
+		}
+	}
+	if (locked)
+		pthread_mutex_unlock(&flp_mu);
+	return k;
+}
+
+/* The poll is back: what hold_tcp held may switch again (unless it was
+ * closed meanwhile: then the entry is another socket's). */
+static void unhold_tcp(struct held *h, nfds_t k)
+{
+	if (!k)
+		return;
+	pthread_mutex_lock(&flp_mu);
+	for (nfds_t i = 0; i < k; i++)
+		if (h[i].s->serial == h[i].life)
+			h[i].s->inflight--;
+	pthread_mutex_unlock(&flp_mu);
+}
+
+/* Does pfd hold a socket that is TCP for now? */
+static bool any_tcp_for_now(const struct pollfd *pfd, nfds_t n)
+{
+	for (nfds_t i = 0; i < n; i++)
+		if (pfd[i].fd >= 0 && tcp_for_now(fdt_get(pfd[i].fd)))
+			return true;
+	return false;
 }
 
 /* A socket whose data is in rings (FAST or DRAIN over shm), or NULL:
@@ -168,8 +242,9 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 	uint64_t deadline = timeout_ms > 0 ? flp_now_us() + (uint64_t)timeout_ms * 1000 : 0;
 	struct pollfd qsmall[64], *q = qsmall;
 	short small[32], *orig = small;
-	nfds_t xsmall[32], *xi = xsmall;
+	nfds_t xsmall[32], *xi = xsmall, nh;
 	bool psmall[32], *pend = psmall;
+	struct held hsmall[32], *held = hsmall;
 	unsigned seq = sig_count();
 	bool any = false;
 	int r = 0;
@@ -179,15 +254,28 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 			any = true;
 	if (!any) {
 		struct timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
+		int e;
+
+		nh = 0;
+		if (timeout_ms != 0 && any_tcp_for_now(pfd, n)) {
+			if (n > 32 && !(held = malloc(n * sizeof(*held))))
+				return -ENOMEM;
+			nh = hold_tcp(pfd, n, held);
+		}
 		r = flp_real.ppoll(pfd, n, timeout_ms < 0 ? NULL : &ts, mask);
-		return r < 0 ? -errno : r;
+		e = errno;
+		unhold_tcp(held, nh);
+		if (held != hsmall)
+			free(held);
+		return r < 0 ? -e : r;
 	}
 	if (n > 32) {
 		orig = malloc(n * sizeof(*orig));
 		xi = malloc(n * sizeof(*xi));
 		pend = malloc(n * sizeof(*pend));
 		q = malloc(2 * n * sizeof(*q));
-		if (!orig || !xi || !pend || !q) {
+		held = malloc(n * sizeof(*held));
+		if (!orig || !xi || !pend || !q || !held) {
 			r = -ENOMEM;
 			goto out;
 		}
@@ -197,6 +285,7 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 	 * adoption instead of sleeping for the FIN. */
 	for (int round = 0; round < 1000000; round++) {
 		nfds_t nq = n;
+		bool stalled = false;
 		int ms;
 
 		if (round == 1)
@@ -229,11 +318,12 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 				xi[nq++ - n] = i;
 			}
 		}
+		nh = ms != 0 ? hold_tcp(pfd, n, held) : 0;
 		r = flp_real.ppoll(q, nq, ms < 0 ? NULL : &ts, mask);
-		if (r < 0) {
-			r = -errno;
+		r = r < 0 ? -errno : r;
+		unhold_tcp(held, nh);
+		if (r < 0)
 			break;
-		}
 		for (nfds_t i = 0; i < n; i++) {
 			struct flp_sock *s = pfd[i].fd >= 0 && !pend[i] ? shm_sock(pfd[i].fd) : NULL;
 			pfd[i].revents = q[i].revents;
@@ -263,8 +353,13 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 			/* a lazy server's FIN: its adoption's doorbell, or its
 			 * own end of the stream; either way, decide */
 			if ((q[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) &&
-			    lazy_pending(pfd[i].fd))
+			    lazy_pending(pfd[i].fd)) {
 				conn_settle_fd(pfd[i].fd, true);
+				/* still pending: another thread is in a call on
+				 * the TCP socket, the switch waits for it; the FIN
+				 * would wake us at once, over and over */
+				stalled |= lazy_pending(pfd[i].fd);
+			}
 			if (!settle_fd(pfd[i].fd, false)) {
 				/* switched or TCP now: ask the new fd */
 				pfd[i].revents = now_events(pfd[i].fd, orig[i]);
@@ -277,6 +372,8 @@ int wait_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *mask
 			r += pfd[i].revents != 0;
 		if (r || timeout_ms == 0 || (timeout_ms > 0 && round > 0 && remaining_ms(deadline) == 0))
 			break;
+		if (stalled)
+			flp_nap_us(round < 20 ? 0 : 50);
 	}
 out:
 	if (orig != small) {
@@ -284,6 +381,7 @@ out:
 		free(xi);
 		free(pend);
 		free(q);
+		free(held);
 	}
 	return r;
 }
