@@ -70,6 +70,10 @@ struct shm_conn {
 	_Atomic bool et;                /* an edge-triggered registration */
 	_Atomic bool tx_waiting;        /* someone here waits for room: the
 					 * reader's bell must not be dropped */
+	_Atomic int tx_sleepers;        /* blocking sends asleep for room (a
+					 * count: a flag left set by one that
+					 * returned kept bells nobody ate, and
+					 * a blocked recv spun on them) */
 	struct shm_conn *next, *prev;   /* all of them, for fork */
 };
 
@@ -558,7 +562,8 @@ static void drain(int fd, struct shm_conn *c, bool force)
 	full_fence();      /* count, then look */
 	if (n > (1u << 20))
 		n = 1u << 20;   /* untrusted: the socket's own bound applies */
-	if (n && (rx_ready(c) || (atomic_load(&c->tx_waiting) && tx_writable(c))))
+	if (n && (rx_ready(c) || ((atomic_load(&c->tx_waiting) || atomic_load(&c->tx_sleepers)) &&
+				  tx_writable(c))))
 		return;
 	while (n) {
 		ssize_t r = flp_real.recv(fd, buf, n < sizeof(buf) ? n : sizeof(buf), MSG_DONTWAIT);
@@ -686,6 +691,7 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 	size_t total, done = 0, need;
 	uint64_t deadline = 0;
 	unsigned seq = sig_count();
+	bool asleep = false;
 	ssize_t ret;
 	int nb = -1;
 
@@ -768,7 +774,10 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 		 * are dropped when there is nothing for our reader (then the
 		 * next write to it bells again), else we nap.  Room is looked
 		 * at after every step that could have eaten the reader's bell. */
-		want_room(c);
+		if (!asleep)
+			atomic_fetch_add(&c->tx_sleepers, 1);
+		asleep = true;
+		atomic_store(&c->tx->want_space, 1);
 		if (has_room(c, need))
 			continue;
 		arm_rx(fd, c, false);
@@ -806,10 +815,22 @@ ssize_t shm_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flag
 			break;
 		}
 	}
+	if (asleep)
+		atomic_fetch_sub(&c->tx_sleepers, 1);
 	if (ret > 0)
 		stat_add_tx(s->st, ret);
 	conn_put(c);
 	return ret;
+}
+
+/* Bells on our end that drain() left for a writer of ours waiting for
+ * room: the fd is readable, though rx has nothing. */
+static bool bells_kept(struct shm_conn *c)
+{
+	struct seg_side *me = &c->h->side[c->me];
+
+	return atomic_load(&me->bells_in) != atomic_load(&me->bells_eaten) &&
+	       !rx_ready(c);
 }
 
 /* Wait in the kernel for a bell or EOF on fd; SO_RCVTIMEO, EINTR and
@@ -944,6 +965,15 @@ ssize_t shm_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 			break;
 		}
 		seq = sig_count();
+		if (bells_kept(c)) {
+			/* the fd is readable for a writer's sake (its room):
+			 * sleep_rx would not sleep.  Nap 1 ms, woken by the
+			 * peer's close (HUP is always reported) or a signal */
+			struct pollfd hup = { .fd = fd, .events = 0 };
+			if (flp_real.poll(&hup, 1, 1) > 0 && (hup.revents & (POLLHUP | POLLERR)))
+				atomic_store(&c->peer_gone, true);
+			continue;
+		}
 		if ((r = sleep_rx(fd, c)) < 0) {
 			ret = done ? (ssize_t)done : r;
 			break;
