@@ -3206,14 +3206,34 @@ static void ls_client_poll(int port) { ls_client(port, LS_POLL); }
  * client's reader the same records on the way back.  The writer
  * half-closes once the reader has every record back; the server then
  * half-closes at EOF, and the reader checks the count at its EOF.
+ * late-switch-poll-threads: the same on a non-blocking socket whose
+ * threads wait in poll() before each call (Python's socket timeouts).
+ * late-switch-threads-big: the same with LT_BIG records.
  */
 struct lt_arg {
 	int fd;
+	bool poll;                      /* non-blocking, each call after poll() */
 	struct ls_dir d;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	uint32_t back;                  /* records the reader has had back */
 };
+
+/* late-switch-poll-threads: wait for ev on fd as Python's socket
+ * timeouts do, in poll(); a poll asleep on the TCP socket when another
+ * thread switched it slept through the fast channel (a stall). */
+static void lt_poll(int fd, short ev, const char *who, uint32_t rec)
+{
+	struct pollfd p = { .fd = fd, .events = ev };
+	int r;
+
+	do
+		r = poll(&p, 1, LS_WAIT_MS);
+	while (r < 0 && errno == EINTR);
+	CHECK(r == 1 && (p.revents & (ev | POLLHUP | POLLERR)),
+	      "%s: poll(%s) at record %u: %d, revents %#x (timeout: %d ms)", who,
+	      ev == POLLIN ? "POLLIN" : "POLLOUT", rec, r, (unsigned)p.revents, LS_WAIT_MS);
+}
 
 static void *lt_writer(void *a)
 {
@@ -3223,8 +3243,10 @@ static void *lt_writer(void *a)
 	ls_out_init(&o, &t->d);
 	while (o.sent < o.d.n) {
 		ls_out_build(&o);
+		if (t->poll)
+			lt_poll(t->fd, POLLOUT, "writer", o.sent);
 		ssize_t w = write(t->fd, o.buf + o.off, o.len - o.off);
-		if (w < 0 && errno == EINTR)
+		if (w < 0 && (errno == EINTR || (t->poll && errno == EAGAIN)))
 			continue;
 		CHECK(w > 0, "writer: record %u at %zu of %zu: %zd", o.sent, o.off, o.len, w);
 		ls_out_done(&o, (size_t)w);
@@ -3256,8 +3278,10 @@ static void *lt_reader(void *a)
 	CHECK(buf, "malloc");
 	ls_in_init(&in, &t->d, "echoed records");
 	for (;;) {
+		if (t->poll)
+			lt_poll(t->fd, POLLIN, "reader", in.got);
 		ssize_t r = read(t->fd, buf, ls_chunk(&rng));
-		if (r < 0 && errno == EINTR)
+		if (r < 0 && (errno == EINTR || (t->poll && errno == EAGAIN)))
 			continue;
 		CHECK(r >= 0, "reader: read after %u records (timeout: %d ms)", in.got, LS_WAIT_MS);
 		if (r == 0)
@@ -3276,15 +3300,22 @@ static void *lt_reader(void *a)
 	return NULL;
 }
 
-static struct ls_dir lt_dir(uint64_t seed)
+/* LT_BIG records (~40 MB) outgrow the ring and both TCP buffers: the
+ * server, blocked writing its echo, stops reading while the client's
+ * writer is blocked in a send on TCP when the switch comes. */
+#define LT_BIG 1000
+
+static struct ls_dir lt_dir(uint64_t seed, bool big)
 {
-	struct ls_dir d = { seed, 0, 0, ls_rounds() };
+	struct ls_dir d = { seed, 0, 0, big ? LT_BIG : ls_rounds() };
 	return d;
 }
 
+static bool lt_big;                     /* late-switch-threads-big */
+
 static void lt_server(int lfd)
 {
-	struct ls_dir d = lt_dir(ls_seed(ls_port_of(lfd)));
+	struct ls_dir d = lt_dir(ls_seed(ls_port_of(lfd)), lt_big);
 	uint8_t *buf = malloc(LS_RBUF);
 	uint64_t rng = d.seed * 5 + 3;
 	struct ls_in in;
@@ -3313,14 +3344,17 @@ static void lt_server(int lfd)
 	free(buf);
 }
 
-static void lt_client(int port)
+static void lt_client_with(int port, bool poll)
 {
 	struct lt_arg a;
 	pthread_t w, r;
 
 	ls_bound();
 	a.fd = t_connect(port);
-	a.d = lt_dir(ls_seed(port));
+	a.poll = poll;
+	if (poll)
+		CHECK(fcntl(a.fd, F_SETFL, fcntl(a.fd, F_GETFL) | O_NONBLOCK) == 0, "O_NONBLOCK");
+	a.d = lt_dir(ls_seed(port), lt_big);
 	a.back = 0;
 	pthread_mutex_init(&a.mu, NULL);
 	pthread_cond_init(&a.cv, NULL);
@@ -3333,6 +3367,11 @@ static void lt_client(int port)
 	t_expect(a.fd);
 	close(a.fd);
 }
+
+static void lt_client(int port) { lt_client_with(port, false); }
+static void lt_client_poll(int port) { lt_client_with(port, true); }
+static void lt_server_big(int lfd) { lt_big = true; lt_server(lfd); }
+static void lt_client_big(int port) { lt_big = true; lt_client_with(port, false); }
 
 /*
  * short-conns: many sequential connections of one 100-byte record each
@@ -3564,6 +3603,8 @@ static const struct tcase cases[] = {
 	{ "late-switch-et", ls_server_et, ls_client_et, NULL, "127.0.0.1" },
 	{ "late-switch-poll", ls_server_poll, ls_client_poll, NULL, "127.0.0.1" },
 	{ "late-switch-threads", lt_server, lt_client, NULL, "127.0.0.1" },
+	{ "late-switch-poll-threads", lt_server, lt_client_poll, NULL, "127.0.0.1" },
+	{ "late-switch-threads-big", lt_server_big, lt_client_big, NULL, "127.0.0.1" },
 	{ "short-conns", sc_server, sc_client, NULL, "127.0.0.1" },
 };
 

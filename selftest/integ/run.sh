@@ -5,9 +5,9 @@
 #   both/off      both preloaded, FASTLOOP_TRANSPORT=off: pure pass-through
 #   plain-server  client preloaded, server not: must stay TCP
 #   plain-client  server preloaded, client not: must stay TCP
-# These switch in accept() (FASTLOOP_SWITCH_AFTER=0, the default): each
-# case tests the switch itself, from its first byte.  The opt-in switch
-# after N data calls (FASTLOOP_SWITCH_AFTER, 8 unless set) runs in
+# These switch in accept() (FASTLOOP_SWITCH_AFTER=0): each case tests the
+# switch itself, from its first byte.  The default, the switch after N
+# data calls (FASTLOOP_SWITCH_AFTER, 8 unless set), runs in
 #   both/shm/lazy  every case: bytes, errno and time as everywhere, but
 #                  a connection may end on either path (FLP_EXPECT=any),
 #                  except the LAZY_CASES, written to switch late (shm)
@@ -32,7 +32,7 @@ if [ ${#cases[@]} -eq 0 ]; then
 fi
 # cases written for a switch in mid-conversation, and those whose
 # connections make enough calls to switch late
-LAZY_CASES="late-switch late-switch-epoll late-switch-et late-switch-poll late-switch-threads short-conns"
+LAZY_CASES="late-switch late-switch-epoll late-switch-et late-switch-poll late-switch-threads late-switch-poll-threads short-conns"
 ONE_CPU_CASES="echo bothwrite poll epoll-et nbconnect server-first prefork many threads write-close unsent epoll-et-edge epoll-preconnect kill9 shared-writers"
 pass=0 fail=0 skip=0
 work=$(mktemp -d /tmp/flp-integ.XXXXXX)
