@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench/setup-ab.sh — connection setup A/B, interleaved: plain TCP against
-# fastloop with FASTLOOP_SWITCH_AFTER=8 (a server switches a connection once
-# it made 8 data calls: the column "default" below, the intended default)
-# and against the switch in accept() (FASTLOOP_SWITCH_AFTER=0, today's default).  Rows per round, in turn: netperf TCP_CRR
+# fastloop with FASTLOOP_SWITCH_AFTER=8 (the default: a server switches a
+# connection once it made 8 data calls; the setting "default" below) and
+# against the switch in accept() (FASTLOOP_SWITCH_AFTER=0, the setting
+# "accept").  Rows per round, in turn: netperf TCP_CRR
 # (a fixed count of transactions), bench/micro/crr (connect, 1 B, 1 B,
 # close), nginx + wrk with "Connection: close".  Prints each run, then the
 # median per row and setting and its ratio to TCP.  Both ends of every

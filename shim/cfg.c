@@ -33,11 +33,11 @@ void cfg_defaults(struct flp_cfg *c)
 	c->accept_wait_us = 200;
 	c->decide_wait_us = 10000;
 	c->spin_us = 50;
-	/* 0: the switch in accept().  With N (8 suits: a request, a
-	 * response and a close are fewer calls), a connection stays TCP
-	 * until it has proved long-lived, and a short one costs what TCP
-	 * costs; opt-in while a full-duplex stall on shm is open (README) */
-	c->switch_after = 0;
+	/* A connection stays TCP until it has proved long-lived (8 data
+	 * calls: a request, a response and a close are fewer), so a short
+	 * one costs what TCP costs.  0: the switch in accept() (every
+	 * connection fast from its first byte, each paying the switch). */
+	c->switch_after = 8;
 	c->ring = 256 * 1024;
 	/* tmpfs where there is one (the handshake files are mapped); a
 	 * machine or container without /dev/shm uses /tmp */

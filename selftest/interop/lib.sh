@@ -320,11 +320,12 @@ fl_lines() {
     esac
 }
 
-# fl_lazy — true when servers adopt late (FASTLOOP_SWITCH_AFTER set and
-# not 0; opt-in): a connection closed before it made that many data
-# calls stays TCP by design (server: reason=short-lived, client: revoked).
+# fl_lazy — true when servers adopt late (FASTLOOP_SWITCH_AFTER unset,
+# the default 8, or set and not 0): a connection closed before it made
+# that many data calls stays TCP by design (server: reason=short-lived,
+# client: revoked).
 fl_lazy() {
-    [ "${FASTLOOP_SWITCH_AFTER:-0}" != 0 ]
+    [ "${FASTLOOP_SWITCH_AFTER:-8}" != 0 ]
 }
 
 # fl_expect_fast PORT... — both ends preloaded: every client and server line
