@@ -529,6 +529,8 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	uint32_t gen;
 	int slot, r, e;
 	const char *why = "no-listener";
+	struct stat dir;
+	bool have_dir;
 
 	s = fdt_get(fd);
 	/* connect() again on a connected socket (hiredis polls completion
@@ -573,8 +575,9 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 		goto plain_noclaim;
 	}
 
+	have_dir = reg_dir_stat(&dir);
 	pthread_mutex_lock(&flp_mu);
-	m = reg_lookup(&dst);
+	m = reg_lookup(&dst, have_dir ? &dir : NULL);
 	pthread_mutex_unlock(&flp_mu);
 	if (!m)
 		goto plain_noclaim;

@@ -17,6 +17,7 @@
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <poll.h>
@@ -241,7 +242,8 @@ int reg_publish(const struct reg_addr *bound, bool v6only,
 void reg_unpublish(struct reg_map *m) FLP_HIDDEN;
 int reg_validate(const struct reg_hdr *h, size_t size, uid_t uid)
 	FLP_HIDDEN;
-struct reg_map *reg_lookup(const struct reg_addr *dst) FLP_HIDDEN;
+bool reg_dir_stat(struct stat *st) FLP_HIDDEN;
+struct reg_map *reg_lookup(const struct reg_addr *dst, const struct stat *dir) FLP_HIDDEN;
 void reg_put(struct reg_map *m) FLP_HIDDEN;
 void reg_get(struct reg_map *m) FLP_HIDDEN;
 uint64_t flp_proc_start(pid_t pid) FLP_HIDDEN;

@@ -33,6 +33,24 @@ static bool reg_ok;
 static unsigned reg_seq;
 static struct reg_map *cache;   /* client side: files we have mapped */
 
+/*
+ * Client side: ports whose last scan of the directory found no usable
+ * file, with the directory's mtime before that scan.  While the mtime
+ * stays, a scan would find the same (a publish or a removal changes it),
+ * so a connect to a port without a preloaded listener costs one stat
+ * instead of opendir, two getdents and a close (wrk against a plain
+ * server: 0.76x plain TCP with the scans).  An entry is made only when
+ * the mtime was NEG_AGE_NS old at the scan: a change within the same tick
+ * of the file system's clock would leave the mtime as it was.  Being
+ * wrong costs only the fast path (the connection stays TCP), never bytes.
+ */
+#define NEG_SLOTS 64
+#define NEG_AGE_NS 20000000LL
+static struct {
+	uint32_t port;          /* 0: empty (port 0 is never looked up) */
+	struct timespec mtime;
+} neg[NEG_SLOTS];
+
 bool reg_enabled(void)
 {
 	return reg_ok;
@@ -344,6 +362,9 @@ static struct reg_map *open_file(const char *name)
 	struct stat st;
 	int fd, r;
 
+	/* ours are short; a longer name is not one of ours (nor fits m->name) */
+	if (strlen(name) >= sizeof(m->name))
+		return NULL;
 	snprintf(path, sizeof(path), "%s/%s", flp_cfg.dir, name);
 	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
@@ -366,7 +387,7 @@ static struct reg_map *open_file(const char *name)
 		return NULL;
 	}
 	m->ino = st.st_ino;
-	snprintf(m->name, sizeof(m->name), "%s", name);
+	memcpy(m->name, name, strlen(name) + 1);
 	r = reg_validate(m->hdr, st.st_size, geteuid());
 	if (r < 0) {
 		/* a corrupted file of a dead owner is swept; a live one ignored */
@@ -407,12 +428,21 @@ static bool cache_has(const char *name)
 	return false;
 }
 
+/* The registry directory's stat, for reg_lookup (taken before the lock:
+ * a system call under flp_mu makes every thread of the app wait). */
+bool reg_dir_stat(struct stat *st)
+{
+	return reg_ok && stat(flp_cfg.dir, st) == 0;
+}
+
 /*
- * Find a live listener file for a destination.  Returns a referenced map
+ * Find a live listener file for a destination; dir is the directory's
+ * stat from reg_dir_stat (NULL: none).  Returns a referenced map
  * (reg_put when done) or NULL.  Caller holds flp_mu.
  */
-struct reg_map *reg_lookup(const struct reg_addr *dst)
+struct reg_map *reg_lookup(const struct reg_addr *dst, const struct stat *dir)
 {
+	unsigned h = dst->port % NEG_SLOTS;
 	char prefix[64];
 	struct reg_map *m;
 	struct dirent *de;
@@ -423,6 +453,9 @@ struct reg_map *reg_lookup(const struct reg_addr *dst)
 		return NULL;
 	if ((m = cache_find(dst)))
 		return m;
+	if (dir && neg[h].port == dst->port && neg[h].mtime.tv_sec == dir->st_mtim.tv_sec &&
+	    neg[h].mtime.tv_nsec == dir->st_mtim.tv_nsec)
+		return NULL;    /* the directory is as it was when we looked */
 	plen = snprintf(prefix, sizeof(prefix), "l-%u-%llu-", dst->port,
 			(unsigned long long)flp_netns);
 	d = opendir(flp_cfg.dir);
@@ -437,5 +470,16 @@ struct reg_map *reg_lookup(const struct reg_addr *dst)
 		cache = m;
 	}
 	closedir(d);
-	return cache_find(dst);
+	m = cache_find(dst);
+	neg[h].port = 0;
+	if (!m && dir) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		if ((now.tv_sec - dir->st_mtim.tv_sec) * 1000000000LL +
+		    (now.tv_nsec - dir->st_mtim.tv_nsec) > NEG_AGE_NS) {
+			neg[h].port = dst->port;
+			neg[h].mtime = dir->st_mtim;
+		}
+	}
+	return m;
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -49,6 +50,25 @@ static bool exists(const char *name)
 
 	path_of(p, sizeof(p), name);
 	return lstat(p, &st) == 0;
+}
+
+/* A client's lookup as conn.c makes it: the directory's stat first. */
+static struct reg_map *lookup(const struct reg_addr *d)
+{
+	struct stat st;
+
+	return reg_lookup(d, reg_dir_stat(&st) ? &st : NULL);
+}
+
+/* Set the registry directory's mtime to now - ago_s seconds. */
+static void dir_mtime_ago(time_t ago_s)
+{
+	struct timespec t[2];
+
+	clock_gettime(CLOCK_REALTIME, &t[0]);
+	t[0].tv_sec -= ago_s;
+	t[1] = t[0];
+	ck_assert_int_eq(utimensat(AT_FDCWD, dir, t, 0), 0);
 }
 
 /* Entries of the registry directory (without . and ..); the first name in
@@ -353,7 +373,7 @@ START_TEST(test_lookup_exact)
 	struct reg_map *m, *f;
 
 	ck_assert_int_eq(reg_publish(&b, false, &m), 0);
-	f = reg_lookup(&b);
+	f = lookup(&b);
 	ck_assert_ptr_nonnull(f);
 	ck_assert_ptr_ne(f, m);             /* a mapping of its own */
 	ck_assert_uint_eq(f->ino, m->ino);
@@ -369,33 +389,78 @@ START_TEST(test_lookup_exact)
 
 	/* the same address through an AF_INET6 v4-mapped sockaddr */
 	d = tu_addr("::ffff:127.0.0.1", PORT);
-	f = reg_lookup(&d);
+	f = lookup(&d);
 	ck_assert_ptr_nonnull(f);
 	ck_assert_uint_eq(f->ino, m->ino);
 	reg_put(f);
 
 	d = tu_addr("127.0.0.1", PORT + 1);
-	ck_assert_ptr_null(reg_lookup(&d));
+	ck_assert_ptr_null(lookup(&d));
 	d = tu_addr("127.0.0.1", PORT - 1);
-	ck_assert_ptr_null(reg_lookup(&d));
+	ck_assert_ptr_null(lookup(&d));
 	/* bound to 127.0.0.1: neither another loopback address nor ::1 */
 	d = tu_addr("127.0.0.2", PORT);
-	ck_assert_ptr_null(reg_lookup(&d));
+	ck_assert_ptr_null(lookup(&d));
 	d = tu_addr("::1", PORT);
-	ck_assert_ptr_null(reg_lookup(&d));
+	ck_assert_ptr_null(lookup(&d));
 
 	/* another network namespace does not see it */
 	flp_netns = NETNS + 1;
-	ck_assert_ptr_null(reg_lookup(&b));
+	ck_assert_ptr_null(lookup(&b));
 	flp_netns = NETNS;
-	f = reg_lookup(&b);
+	f = lookup(&b);
 	ck_assert_ptr_nonnull(f);
 	reg_put(f);
 
 	reg_unpublish(m);
 	ck_assert_int_eq(count_entries(NULL, 0), 0);
 	/* the lookup side notices the listener is gone */
-	ck_assert_ptr_null(reg_lookup(&b));
+	ck_assert_ptr_null(lookup(&b));
+}
+END_TEST
+
+/* A port without a listener is remembered with the directory's mtime: a
+ * connect to it costs a stat while nothing was published or removed.  A
+ * file that appears without the mtime moving (the same tick of the file
+ * system's clock, made here by setting the mtime back) is not seen; once
+ * the mtime moves, it is. */
+START_TEST(test_lookup_negative_cache)
+{
+	struct reg_addr b = tu_addr("127.0.0.1", PORT);
+	struct reg_map *m, *f;
+	struct stat st;
+	struct timespec old;
+
+	dir_mtime_ago(10);
+	ck_assert_ptr_null(lookup(&b));
+	ck_assert_int_eq(stat(dir, &st), 0);
+	old = st.st_mtim;
+	ck_assert_int_eq(reg_publish(&b, false, &m), 0);
+	{
+		struct timespec t[2] = { old, old };
+		ck_assert_int_eq(utimensat(AT_FDCWD, dir, t, 0), 0);
+	}
+	ck_assert_ptr_null(lookup(&b));         /* remembered: no scan */
+	dir_mtime_ago(0);
+	ck_assert_ptr_nonnull(f = lookup(&b));  /* the directory changed */
+	ck_assert_uint_eq(f->ino, m->ino);
+	reg_put(f);
+	/* a recent mtime (a change may still share its tick) is not
+	 * remembered: a port looked up in vain is looked up again */
+	reg_unpublish(m);
+	dir_mtime_ago(0);
+	ck_assert_int_eq(stat(dir, &st), 0);
+	old = st.st_mtim;
+	b.port = PORT + 1;
+	ck_assert_ptr_null(lookup(&b));
+	ck_assert_int_eq(reg_publish(&b, false, &m), 0);
+	{
+		struct timespec t[2] = { old, old };
+		ck_assert_int_eq(utimensat(AT_FDCWD, dir, t, 0), 0);
+	}
+	ck_assert_ptr_nonnull(f = lookup(&b));
+	reg_put(f);
+	reg_unpublish(m);
 }
 END_TEST
 
@@ -406,21 +471,21 @@ START_TEST(test_lookup_wild_v4)
 
 	ck_assert_int_eq(reg_publish(&b, false, &m), 0);
 	d = tu_addr("127.0.0.1", PORT);
-	ck_assert_ptr_nonnull(f = reg_lookup(&d));
+	ck_assert_ptr_nonnull(f = lookup(&d));
 	ck_assert_uint_eq(f->ino, m->ino);
 	reg_put(f);
 	d = tu_addr("127.5.5.5", PORT);
-	ck_assert_ptr_nonnull(f = reg_lookup(&d));
+	ck_assert_ptr_nonnull(f = lookup(&d));
 	reg_put(f);
 	/* an IPv4 wildcard does not take IPv6 */
 	d = tu_addr("::1", PORT);
-	ck_assert_ptr_null(reg_lookup(&d));
+	ck_assert_ptr_null(lookup(&d));
 	d = tu_addr("127.0.0.1", PORT + 1);
-	ck_assert_ptr_null(reg_lookup(&d));
+	ck_assert_ptr_null(lookup(&d));
 	/* an address that is not on this host */
 	if (!tu_is_assigned("198.18.0.1")) {
 		d = tu_addr("198.18.0.1", PORT);
-		ck_assert_ptr_null(reg_lookup(&d));
+		ck_assert_ptr_null(lookup(&d));
 	}
 	reg_unpublish(m);
 }
@@ -436,23 +501,23 @@ START_TEST(test_lookup_wild_v6)
 	ck_assert_int_eq(reg_publish(&only, true, &m2), 0);
 
 	d = tu_addr("::1", PORT);
-	ck_assert_ptr_nonnull(f = reg_lookup(&d));
+	ck_assert_ptr_nonnull(f = lookup(&d));
 	ck_assert_uint_eq(f->ino, m1->ino);
 	reg_put(f);
 	d = tu_addr("127.0.0.1", PORT);      /* dual stack takes IPv4 */
-	ck_assert_ptr_nonnull(f = reg_lookup(&d));
+	ck_assert_ptr_nonnull(f = lookup(&d));
 	ck_assert_uint_eq(f->ino, m1->ino);
 	reg_put(f);
 
 	d = tu_addr("::1", PORT + 1);
-	ck_assert_ptr_nonnull(f = reg_lookup(&d));
+	ck_assert_ptr_nonnull(f = lookup(&d));
 	ck_assert_uint_eq(f->ino, m2->ino);
 	reg_put(f);
 	d = tu_addr("127.0.0.1", PORT + 1);  /* IPV6_V6ONLY: no IPv4 */
-	ck_assert_ptr_null(reg_lookup(&d));
+	ck_assert_ptr_null(lookup(&d));
 	if (!tu_is_assigned("2001:db8::7")) {
 		d = tu_addr("2001:db8::7", PORT);
-		ck_assert_ptr_null(reg_lookup(&d));
+		ck_assert_ptr_null(lookup(&d));
 	}
 	reg_unpublish(m1);
 	reg_unpublish(m2);
@@ -506,7 +571,7 @@ START_TEST(test_lookup_dead_owner_swept)
 
 	ck_assert_int_eq(tu_reap(pid), 0);
 	ck_assert(exists(name));
-	ck_assert_ptr_null(reg_lookup(&b));
+	ck_assert_ptr_null(lookup(&b));
 	ck_assert(!exists(name));
 	ck_assert_int_eq(count_entries(NULL, 0), 0);
 }
@@ -524,18 +589,18 @@ START_TEST(test_lookup_owner_dies_after_lookup)
 	pid = child_publish(&b, name, sizeof(name), hold);
 	close(hold[0]);
 	/* alive: found, and the header names the child */
-	f = reg_lookup(&b);
+	f = lookup(&b);
 	ck_assert_ptr_nonnull(f);
 	ck_assert_int_eq(f->hdr->owner_pid, pid);
 	ck_assert_str_eq(f->name, name);
 	reg_put(f);
 	/* found again (from the cache) while it lives */
-	ck_assert_ptr_nonnull(f = reg_lookup(&b));
+	ck_assert_ptr_nonnull(f = lookup(&b));
 	reg_put(f);
 	close(hold[1]);
 	ck_assert_int_eq(tu_reap(pid), 0);
 	ck_assert(exists(name));
-	ck_assert_ptr_null(reg_lookup(&b));
+	ck_assert_ptr_null(lookup(&b));
 	ck_assert(!exists(name));
 }
 END_TEST
@@ -556,13 +621,13 @@ START_TEST(test_lookup_killed_owner)
 	close(hold[1]);
 	/* a new listener on the same port replaces the stale one */
 	ck_assert_int_eq(reg_publish(&b, false, &m), 0);
-	ck_assert_ptr_nonnull(f = reg_lookup(&b));
+	ck_assert_ptr_nonnull(f = lookup(&b));
 	ck_assert_uint_eq(f->ino, m->ino);
 	ck_assert_int_eq(f->hdr->owner_pid, getpid());
 	reg_put(f);
 	/* once nobody listens, the stale file is swept at the latest */
 	reg_unpublish(m);
-	ck_assert_ptr_null(reg_lookup(&b));
+	ck_assert_ptr_null(lookup(&b));
 	ck_assert(!exists(name));
 	ck_assert_int_eq(count_entries(NULL, 0), 0);
 }
@@ -596,13 +661,13 @@ START_TEST(test_lookup_ignores_corrupt)
 	h.owner_uid = getuid() + 1;
 	fd = craft(other, &h, REG_FILE_SIZE, 0);
 
-	ck_assert_ptr_null(reg_lookup(&b));
+	ck_assert_ptr_null(lookup(&b));
 	ck_assert(!exists(garbage));
 	ck_assert(exists(badver));
 
 	/* a good file next to the bad ones is found */
 	ck_assert_int_eq(reg_publish(&b, false, &m), 0);
-	ck_assert_ptr_nonnull(f = reg_lookup(&b));
+	ck_assert_ptr_nonnull(f = lookup(&b));
 	ck_assert_uint_eq(f->ino, m->ino);
 	reg_put(f);
 	reg_unpublish(m);
@@ -628,7 +693,7 @@ START_TEST(test_lookup_ignores_symlink)
 	snprintf(lname, sizeof(lname), "l-%u-%llu-1-0", PORT, NETNS);
 	path_of(lpath, sizeof(lpath), lname);
 	ck_assert_int_eq(symlink(target, lpath), 0);
-	ck_assert_ptr_null(reg_lookup(&b));
+	ck_assert_ptr_null(lookup(&b));
 
 	/* the same file under its own name is accepted: the symlink was the
 	 * only reason */
@@ -636,7 +701,7 @@ START_TEST(test_lookup_ignores_symlink)
 	snprintf(rname, sizeof(rname), "l-%u-%llu-1-1", PORT, NETNS);
 	path_of(rpath, sizeof(rpath), rname);
 	ck_assert_int_eq(rename(target, rpath), 0);
-	ck_assert_ptr_nonnull(f = reg_lookup(&b));
+	ck_assert_ptr_nonnull(f = lookup(&b));
 	ck_assert_uint_eq(f->ino, st.st_ino);
 	reg_put(f);
 	close(fd);
@@ -660,7 +725,7 @@ START_TEST(test_lookup_ignores_foreign_file)
 	ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
 	path_of(p, sizeof(p), name);
 	ck_assert_int_eq(chown(p, 65534, 65534), 0);
-	ck_assert_ptr_null(reg_lookup(&b));
+	ck_assert_ptr_null(lookup(&b));
 	ck_assert(exists(name));
 	close(fd);
 }
@@ -677,7 +742,7 @@ START_TEST(test_unpublish)
 	reg_unpublish(m);
 	ck_assert(!exists(name));
 	ck_assert_int_eq(count_entries(NULL, 0), 0);
-	ck_assert_ptr_null(reg_lookup(&b));
+	ck_assert_ptr_null(lookup(&b));
 
 	/* another reference in this process (an accepted socket on trial or
 	 * undecided) keeps the lock and so the file; it goes with that
@@ -688,11 +753,11 @@ START_TEST(test_unpublish)
 	reg_unpublish(m);
 	ck_assert_int_eq(m->refs, 1);
 	ck_assert(exists(name));
-	ck_assert_ptr_nonnull(f = reg_lookup(&b));
+	ck_assert_ptr_nonnull(f = lookup(&b));
 	reg_put(f);
 	reg_put(m);
 	ck_assert(!exists(name));
-	ck_assert_ptr_null(reg_lookup(&b));
+	ck_assert_ptr_null(lookup(&b));
 	ck_assert_int_eq(count_entries(NULL, 0), 0);
 }
 END_TEST
@@ -715,7 +780,7 @@ START_TEST(test_unpublish_by_inheritor_keeps_file)
 	ck_assert_int_eq(tu_reap(pid), 0);
 	ck_assert(exists(m->name));
 	/* and the owner is still alive for clients */
-	ck_assert_ptr_nonnull(f = reg_lookup(&b));
+	ck_assert_ptr_nonnull(f = lookup(&b));
 	reg_put(f);
 	reg_unpublish(m);
 	ck_assert_int_eq(count_entries(NULL, 0), 0);
@@ -771,6 +836,7 @@ Suite *reg_suite(void)
 
 	tcase_add_checked_fixture(tl, setup, teardown);
 	tcase_add_test(tl, test_lookup_exact);
+	tcase_add_test(tl, test_lookup_negative_cache);
 	tcase_add_test(tl, test_lookup_wild_v4);
 	tcase_add_test(tl, test_lookup_wild_v6);
 	tcase_add_test(tl, test_lookup_ignores_corrupt);
