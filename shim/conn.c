@@ -575,10 +575,24 @@ int conn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 		goto plain_noclaim;
 	}
 
-	have_dir = reg_dir_stat(&dir);
+	/* a listener seen before: its owner's liveness (a flock) is asked
+	 * outside the lock, which the app's other threads wait for; else
+	 * the directory's stat, then the lookup */
 	pthread_mutex_lock(&flp_mu);
-	m = reg_lookup(&dst, have_dir ? &dir : NULL);
+	m = reg_cached(&dst);
 	pthread_mutex_unlock(&flp_mu);
+	if (m && !reg_alive(m)) {
+		pthread_mutex_lock(&flp_mu);
+		reg_forget(m);
+		pthread_mutex_unlock(&flp_mu);
+		m = NULL;
+	}
+	if (!m) {
+		have_dir = reg_dir_stat(&dir);
+		pthread_mutex_lock(&flp_mu);
+		m = reg_lookup(&dst, have_dir ? &dir : NULL);
+		pthread_mutex_unlock(&flp_mu);
+	}
 	if (!m)
 		goto plain_noclaim;
 	pthread_mutex_lock(&flp_mu);

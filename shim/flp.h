@@ -243,6 +243,9 @@ void reg_unpublish(struct reg_map *m) FLP_HIDDEN;
 int reg_validate(const struct reg_hdr *h, size_t size, uid_t uid)
 	FLP_HIDDEN;
 bool reg_dir_stat(struct stat *st) FLP_HIDDEN;
+struct reg_map *reg_cached(const struct reg_addr *dst) FLP_HIDDEN;
+bool reg_alive(struct reg_map *m) FLP_HIDDEN;
+void reg_forget(struct reg_map *m) FLP_HIDDEN;
 struct reg_map *reg_lookup(const struct reg_addr *dst, const struct stat *dir) FLP_HIDDEN;
 void reg_put(struct reg_map *m) FLP_HIDDEN;
 void reg_get(struct reg_map *m) FLP_HIDDEN;

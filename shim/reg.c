@@ -420,6 +420,43 @@ static struct reg_map *cache_find(const struct reg_addr *dst)
 	return NULL;
 }
 
+/*
+ * The cached file for dst, referenced, without asking whether its owner
+ * lives (that is a system call: reg_alive, outside flp_mu), or NULL.
+ * Caller holds flp_mu.
+ */
+struct reg_map *reg_cached(const struct reg_addr *dst)
+{
+	for (struct reg_map *m = cache; m; m = m->next)
+		if (matches(m->hdr, dst)) {
+			reg_get(m);
+			return m;
+		}
+	return NULL;
+}
+
+/* Does a live process own m (reg_cached's answer)?  No lock needed: the
+ * caller's reference keeps it mapped and its fd open. */
+bool reg_alive(struct reg_map *m)
+{
+	return file_alive(m);
+}
+
+/* m (reg_cached's answer) has no owner any more: out of the cache (unless
+ * another thread took it out already), its file swept, the caller's
+ * reference dropped.  Caller holds flp_mu. */
+void reg_forget(struct reg_map *m)
+{
+	for (struct reg_map **pp = &cache; *pp; pp = &(*pp)->next)
+		if (*pp == m) {
+			*pp = m->next;
+			sweep(m->name, m->ino);
+			reg_put(m);
+			break;
+		}
+	reg_put(m);
+}
+
 static bool cache_has(const char *name)
 {
 	for (struct reg_map *m = cache; m; m = m->next)

@@ -34,14 +34,18 @@ static bool is_pending(int fd)
 	return s && sock_kind(s) == SK_PENDING;
 }
 
-/* What a PENDING client's registration asks of the kernel besides the
- * app's events: its adopter's FIN.  An eager server's data is an answer
- * too (it does not adopt), so EPOLLIN; a lazy server may write before it
- * adopts, so only the FIN (EPOLLRDHUP), or data the app does not read
- * would wake the waiter over and over. */
-static uint32_t pend_extra(const struct flp_sock *s)
+/* What a PENDING client's registration for the app's events asks of the
+ * kernel besides them: its adopter's FIN.  An eager server's data is an
+ * answer too (it does not adopt), so EPOLLIN; a lazy server may write
+ * before it adopts, so only the FIN (EPOLLRDHUP), or data the app does not
+ * read would wake the waiter over and over — and nothing if the app reads
+ * (its EPOLLIN tells of the FIN; its read switches: one epoll_ctl less
+ * per connection of an event loop that registers before connect()). */
+static uint32_t pend_extra(const struct flp_sock *s, uint32_t app)
 {
-	return s->lazy ? EPOLLRDHUP : EPOLLIN;
+	if (!s->lazy)
+		return EPOLLIN;
+	return (app & EPOLLIN) ? 0 : EPOLLRDHUP;
 }
 
 /* Is fd a PENDING client of a lazy server?  (Read without the lock: a
@@ -512,8 +516,10 @@ void wait_pre_adopt(int fd, struct flp_sock *s)
 		}
 		if (s->nep < SOCK_MAX_EPOLL) {
 			struct epoll_event e2 = pre[i].ev;
-			e2.events |= pend_extra(s);
-			flp_real.epoll_ctl(pre[i].epfd, EPOLL_CTL_MOD, fd, &e2);
+			uint32_t x = pend_extra(s, e2.events);
+			e2.events |= x;
+			if (x & ~pre[i].ev.events)
+				flp_real.epoll_ctl(pre[i].epfd, EPOLL_CTL_MOD, fd, &e2);
 			s->ep[s->nep++] = pre[i];
 			flp_ep_pending++;
 		}
@@ -674,21 +680,30 @@ int wait_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	if (is_trial(s) || lazy_pending(fd)) {
 		/* on TCP for now, nothing to settle: the kernel's registration
 		 * (a lazy client's with the adopter's FIN added), remembered
-		 * for the switch; one look under the lock (an event loop
-		 * changes its interest several times per connection, and a
-		 * client with several threads contends for the lock) */
+		 * for the switch.  The system call is made outside the lock
+		 * (an event loop changes its interest several times per
+		 * connection, and a client's other threads wait for the
+		 * lock), holding the socket as a call in flight: no switch
+		 * moves the registrations meanwhile. */
 		pthread_mutex_lock(&flp_mu);
 		s = fdt_get(fd);
 		if (is_trial(s) || (s && s->kind == SK_PENDING && s->lazy)) {
 			struct epoll_event k;
+			uint64_t life = s->serial;
 			if (ev) {
 				k = *ev;
 				if (s->kind == SK_PENDING)
-					k.events |= pend_extra(s);
+					k.events |= pend_extra(s, k.events);
 			}
+			s->inflight++;
+			pthread_mutex_unlock(&flp_mu);
 			r = flp_real.epoll_ctl(epfd, op, fd, ev ? &k : NULL) < 0 ? -errno : 0;
-			if (r == 0)
-				track_reg(s, epfd, op, fd, ev);
+			pthread_mutex_lock(&flp_mu);
+			if (s->serial == life) {
+				s->inflight--;
+				if (r == 0)
+					track_reg(s, epfd, op, fd, ev);
+			}
 			pthread_mutex_unlock(&flp_mu);
 			return r;
 		}
@@ -708,7 +723,7 @@ int wait_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		return flp_real.epoll_ctl(epfd, op, fd, ev) < 0 ? -errno : 0;
 	}
 	if (ev && s->kind == SK_PENDING)
-		e2 = *ev, e2.events |= pend_extra(s);
+		e2 = *ev, e2.events |= pend_extra(s, ev->events);
 	else if (ev)
 		e2 = *ev;
 	r = flp_real.epoll_ctl(epfd, op, fd, ev ? &e2 : NULL) < 0 ? -errno : 0;
@@ -884,7 +899,7 @@ int wait_fix_epoll(int epfd, struct epoll_event *ev, int r)
 					ev[k].events &= ~(uint32_t)EPOLLRDHUP;
 				if (reg.ev.events & EPOLLONESHOT) {
 					struct epoll_event e2 = reg.ev;
-					e2.events |= pend_extra(s);
+					e2.events |= pend_extra(s, e2.events);
 					flp_real.epoll_ctl(epfd, EPOLL_CTL_MOD, reg.fd, &e2);
 				}
 				saw(s, &reg, ev[k].events);
