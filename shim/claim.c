@@ -72,7 +72,7 @@ int claim_announce(struct reg_map *m, const struct reg_addr *dst,
 				continue;
 			s->client_pid = flp_pid;
 			s->client_start = flp_start;
-			s->client_uid = geteuid();
+			s->client_uid = flp_euid;      /* a hint: see flp.h */
 			s->server_pid = 0;
 			memset(&s->cli, 0, sizeof(s->cli));
 			s->srv = *dst;

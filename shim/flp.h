@@ -254,6 +254,10 @@ int flp_high_fd(int fd) FLP_HIDDEN;
 bool flp_pid_alive(pid_t pid, uint64_t start) FLP_HIDDEN;
 
 extern pid_t flp_pid FLP_HIDDEN;
+/* the effective uid at start-up, as the claim's hint of who the client is
+ * (the registry directory is that user's too); what is trusted is the
+ * peer's credentials on the rendezvous (SO_PEERCRED) */
+extern uid_t flp_euid FLP_HIDDEN;
 extern uint64_t flp_start FLP_HIDDEN;
 extern uint64_t flp_netns FLP_HIDDEN;
 

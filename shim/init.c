@@ -30,6 +30,7 @@ static void do_init(void)
 	}
 	flp_pid = getpid();
 	flp_start = flp_proc_start(flp_pid);
+	flp_euid = geteuid();
 	if (stat("/proc/self/ns/net", &st) == 0)
 		flp_netns = st.st_ino;
 	if (flp_cfg.transport != FLP_TR_OFF)

@@ -87,6 +87,26 @@ static int settle_kind(int fd)
 	return s ? s->kind : SK_NONE;
 }
 
+/* sendmsg/recvmsg on TCP (or the UDS), as send/recv when the message is one plain
+ * buffer: the kernel's sendto/recvfrom skip copying in a msghdr and an
+ * iovec (a write() or read() of the app's became a message here; a short
+ * connection makes a few of them, each a little dearer). */
+static ssize_t tcp_sendmsg(int fd, const struct msghdr *m, int flags)
+{
+	if (m->msg_iovlen == 1 && !m->msg_name && !m->msg_controllen)
+		return flp_real.send(fd, m->msg_iov[0].iov_base, m->msg_iov[0].iov_len, flags);
+	return flp_real.sendmsg(fd, m, flags);
+}
+
+static ssize_t tcp_recvmsg(int fd, struct msghdr *m, int flags)
+{
+	if (m->msg_iovlen == 1 && !m->msg_name && !m->msg_controllen) {
+		m->msg_flags = 0;       /* a TCP read reports none */
+		return flp_real.recv(fd, m->msg_iov[0].iov_base, m->msg_iov[0].iov_len, flags);
+	}
+	return flp_real.recvmsg(fd, m, flags);
+}
+
 /*
  * Send on a not-final socket.  PENDING: over TCP, blocking or not as the
  * app asked; past the bound (retain bytes and a second) without an
@@ -123,7 +143,7 @@ ssize_t io_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flags
 		c.msg_name = NULL;
 		c.msg_namelen = 0;
 	}
-	r = flp_real.sendmsg(fd, &c, flags);
+	r = tcp_sendmsg(fd, &c, flags);
 	e = errno;
 	if (tcp_now) {
 		pthread_mutex_lock(&flp_mu);
@@ -319,7 +339,7 @@ ssize_t io_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 			int e;
 
 			pthread_mutex_unlock(&flp_mu);
-			r = flp_real.recvmsg(fd, &cur, flags);
+			r = tcp_recvmsg(fd, &cur, flags);
 			e = errno;
 			pthread_mutex_lock(&flp_mu);
 			/* a lazy server's FIN, where TCP would end this read
@@ -375,7 +395,7 @@ ssize_t io_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 				cur.msg_name = NULL;
 				cur.msg_namelen = 0;
 			}
-			r = flp_real.recvmsg(fd, &cur, flags);
+			r = tcp_recvmsg(fd, &cur, flags);
 			r = r < 0 ? (done ? (ssize_t)done : -errno) : r + (ssize_t)done;
 			m->msg_flags = cur.msg_flags;
 			m->msg_controllen = cur.msg_controllen;

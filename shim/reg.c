@@ -27,6 +27,7 @@ _Static_assert(sizeof(struct reg_hdr) == 256, "header layout");
 
 pid_t flp_pid;
 uint64_t flp_start;
+uid_t flp_euid;
 uint64_t flp_netns;
 
 static bool reg_ok;

@@ -36,6 +36,7 @@ int main(void)
 	}
 	flp_pid = getpid();
 	flp_start = flp_proc_start(flp_pid);
+	flp_euid = geteuid();
 	if (tu_root_init() < 0) {
 		perror("mkdtemp");
 		return EXIT_FAILURE;
