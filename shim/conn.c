@@ -873,10 +873,19 @@ static void reset_conn(struct flp_sock *s, int err)
  * every byte goes exactly once, over TCP before the FIN or over the UDS
  * after it.  Caller holds flp_mu.
  */
+/* A duplicate of fd for the library: high, close-on-exec; -1 (errno) if
+ * none could be made. */
+static int dup_high(int fd)
+{
+	int n = flp_real.fcntl(fd, F_DUPFD_CLOEXEC, fdt_max() / 2);
+
+	return n >= 0 ? n : flp_real.fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
 static void client_switch(struct flp_sock *s, int u, pid_t adopter)
 {
 	int32_t claimed = s->map->slots[s->slot].server_pid;
-	int r, hid = -1;
+	int r, hid = -1, fin = -1;
 
 	/* the slot is only a hint (any same-user process can write it); the
 	 * header's 4-tuple and SO_PEERCRED are what we trust: a mismatch
@@ -894,29 +903,43 @@ static void client_switch(struct flp_sock *s, int u, pid_t adopter)
 	 * first.  Unless that FIN is all there is, the TCP socket is kept,
 	 * hidden, and read first (SK_DRAIN, as an adopting server does).
 	 * One that adopted in accept() never writes on TCP: its FIN is all. */
-	if (s->lazy && tcp_peek(s->fds[0]) != TCP_EOF) {
-		hid = flp_real.fcntl(s->fds[0], F_DUPFD_CLOEXEC, fdt_max() / 2);
-		if (hid < 0)
-			hid = flp_real.fcntl(s->fds[0], F_DUPFD_CLOEXEC, 3);
-		if (hid < 0) {
-			r = errno;
-			flp_real.close(u);
-			shm_release(s);
-			reset_conn(s, r);
-			return;
-		}
+	bool drain = s->lazy && tcp_peek(s->fds[0]) != TCP_EOF;
+
+	if (drain)
+		hid = dup_high(s->fds[0]);
+	/* sends of other threads still in the kernel on TCP (a lazy
+	 * client's switch does not wait for them): the TCP socket is kept
+	 * for the FIN that the last of them sends (io.c, call_end) */
+	if (s->sending)
+		fin = dup_high(s->fds[0]);
+	if ((drain && hid < 0) || (s->sending && fin < 0)) {
+		r = errno;
+		if (hid >= 0)
+			flp_real.close(hid);
+		flp_real.close(u);
+		shm_release(s);
+		reset_conn(s, r);
+		return;
 	}
 	/* SHUT_WR: the FIN marks the end of our TCP bytes for the server;
 	 * SHUT_RD (nothing left to read): wakes another thread waiting on
 	 * the TCP socket, to find the UDS in place.  While the server's
 	 * bytes are still to come, its FIN does that.  Either way the TCP
-	 * socket closes with nothing unread: FIN, never RST. */
-	flp_real.shutdown(s->fds[0], hid < 0 ? SHUT_RDWR : SHUT_WR);
+	 * socket closes with nothing unread: FIN, never RST.  With sends in
+	 * flight, nothing now: their bytes go first, then the FIN. */
+	if (fin < 0)
+		flp_real.shutdown(s->fds[0], hid < 0 ? SHUT_RDWR : SHUT_WR);
 	if ((r = swap_in(s, u, false)) < 0) {
 		if (hid >= 0)
 			flp_real.close(hid);
+		if (fin >= 0)
+			flp_real.close(fin);
 		reset_conn(s, -r);
 		return;
+	}
+	if (fin >= 0) {
+		s->fin_tcp = fin;
+		flp_note_hidden(fin, s);
 	}
 	drop_claim(s);
 	stat_open(s);
@@ -1316,10 +1339,13 @@ static int settle_lazy(struct flp_sock *s, bool force)
 
 	if (!force && st != SLOT_TAKEN && st != SLOT_FAILED)
 		return 0;
-	/* adopted, but a call of another thread is in the kernel on TCP:
-	 * it switches when that call is back (force too: a FIN seen by
-	 * poll in one thread while another is blocked in send) */
-	if (s->inflight && st == SLOT_TAKEN)
+	/* adopted, but a read or poll of another thread is in the kernel
+	 * on TCP: it switches when that call is back (the adopter's FIN ends
+	 * it).  Sends do not hold the switch: the server may stop reading
+	 * TCP until we read its answers from the fast channel (a blocking
+	 * echo), and a send larger than the buffers would then never end;
+	 * our FIN waits for them instead (client_switch). */
+	if (s->inflight > s->sending && st == SLOT_TAKEN)
 		return 0;
 	if (st != SLOT_TAKEN && st != SLOT_FAILED) {
 		/* the common end of a short connection: no system call */
@@ -1330,7 +1356,7 @@ static int settle_lazy(struct flp_sock *s, bool force)
 			to_tcp(s, "revoked");
 			return 0;
 		}
-		if (s->inflight && st == SLOT_TAKEN)
+		if (s->inflight > s->sending && st == SLOT_TAKEN)
 			return 0;       /* adopted meanwhile: as above */
 	}
 	if (st == SLOT_FAILED) {
@@ -1572,6 +1598,9 @@ static void teardown(struct flp_sock *s)
 	case SK_FAST:
 	case SK_DRAIN:
 		flp_close_hidden(s, &s->hidden_tcp);
+		/* a send still in the kernel holds the TCP socket: its FIN
+		 * comes when that send returns and lets the file go */
+		flp_close_hidden(s, &s->fin_tcp);
 		shm_release(s);
 		drop_claim(s);
 		stat_conn_close(s->st);
@@ -1612,6 +1641,8 @@ static void forget_fd(int fd)
 			o->hidden_tcp = -1;
 			conn_drain_check(o);    /* no TCP bytes left to read */
 		}
+		if (o && o->fin_tcp == fd)
+			o->fin_tcp = -1;
 		if (o)
 			shm_memfd_gone(o, fd);
 		if (fd == rdv_fd)
@@ -1641,6 +1672,8 @@ void conn_forget_stale_locked(int fd)
 				last->owner->hidden_tcp = -1;
 				conn_drain_check(last->owner);
 			}
+			if (last->owner && last->owner->fin_tcp == fd)
+				last->owner->fin_tcp = -1;
 			if (last->owner)
 				shm_memfd_gone(last->owner, fd);
 			if (fd == rdv_fd)

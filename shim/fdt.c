@@ -77,6 +77,7 @@ struct flp_sock *sock_new(int kind)
 	pthread_mutex_init(&s->mu, NULL);
 	s->kind = kind;
 	s->hidden_tcp = -1;
+	s->fin_tcp = -1;
 	s->slot = -1;
 	return s;
 }

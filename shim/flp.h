@@ -346,6 +346,8 @@ struct flp_sock {
 	int inflight;                   /* TRIAL, lazy PENDING: data calls now
 					 * in the kernel on the TCP socket (a
 					 * switch waits for none) */
+	int sending;                    /* ... of them sends: a lazy client's
+					 * switch does not wait for these */
 	bool lazy;                      /* PENDING: the server adopts late (it
 					 * may write on TCP first; no spin) */
 	bool shut_wr_tcp;               /* lazy PENDING: the app shut down
@@ -353,6 +355,10 @@ struct flp_sock {
 					 * wait; its EOF goes on at the switch */
 	/* FAST / DRAIN */
 	int hidden_tcp;                 /* server: TCP until the client's FIN is read */
+	int fin_tcp;                    /* a lazy client that switched with sends
+					 * still in the kernel on TCP: that socket,
+					 * whose FIN (the end of our TCP bytes)
+					 * waits for the last of them; else -1 */
 	struct stat_conn *st;           /* what `fastloop stat` shows (stat.c) */
 	struct shm_conn *shm;           /* FAST/DRAIN over rings (shm.c), else NULL */
 	pid_t cli_pid;                  /* server: the client process, and its */

@@ -49,9 +49,10 @@ static bool on_tcp_for_now(struct flp_sock *s, int kind)
  * may happen meanwhile (conn.c waits for inflight to be 0), or a blocked
  * read would end in the peer's switch FIN, a blocked write in EPIPE.
  * Returns the entry's life, for call_end.  Caller holds flp_mu. */
-static uint64_t call_begin(struct flp_sock *s)
+static uint64_t call_begin(struct flp_sock *s, bool send)
 {
 	s->inflight++;
+	s->sending += send;
 	return s->serial;
 }
 
@@ -63,6 +64,13 @@ static bool call_end(struct flp_sock *s, uint64_t life, ssize_t r, int e, bool s
 	if (s->serial != life)
 		return false;           /* closed meanwhile */
 	s->inflight--;
+	s->sending -= sent;
+	/* switched while this send was in the kernel: the last such send
+	 * ends our TCP bytes (conn.c, client_switch) */
+	if (sent && !s->sending && s->fin_tcp >= 0) {
+		flp_real.shutdown(s->fin_tcp, SHUT_WR);
+		flp_close_hidden(s, &s->fin_tcp);
+	}
 	/* edge-triggered: after EAGAIN the next readiness is a new edge,
 	 * not one the app was told of (the switch's filter must let it by) */
 	for (int k = 0; r < 0 && e == EAGAIN && k < s->nep; k++)
@@ -132,7 +140,7 @@ ssize_t io_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flags
 		kind = (s = fdt_get(fd)) ? s->kind : SK_NONE;
 	}
 	if ((tcp_now = s && on_tcp_for_now(s, kind)))
-		life = call_begin(s);
+		life = call_begin(s, true);
 	pthread_mutex_unlock(&flp_mu);
 	if ((kind == SK_FAST || kind == SK_DRAIN) && flp_shm(s))
 		return shm_sendmsg(fd, s, m, flags);
@@ -334,7 +342,7 @@ ssize_t io_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 		}
 		if ((s = fdt_get(fd)) && on_tcp_for_now(s, kind)) {
 			/* TCP for now: the kernel's call, as the app made it */
-			uint64_t life = call_begin(s);
+			uint64_t life = call_begin(s, false);
 			bool more;
 			int e;
 

@@ -3374,6 +3374,102 @@ static void lt_server_big(int lfd) { lt_big = true; lt_server(lfd); }
 static void lt_client_big(int port) { lt_big = true; lt_client_with(port, false); }
 
 /*
+ * late-switch-bigsend: the client writes BS_LEN bytes in one blocking
+ * write() from one thread while another reads the echo; the server reads
+ * 64 KiB at a time and writes each back (blocking) before it reads again.
+ * A late switch comes while that write is in the kernel, with TCP's
+ * buffers full: the switch must not wait for the write to end (the write
+ * waits for the server, which waits for room in the ring, which only the
+ * client's reader makes).  Bytes are checked by position both ways.
+ */
+#define BS_LEN (24u << 20)
+
+struct bs_arg {
+	int fd;
+	uint64_t seed;
+	uint64_t got;
+};
+
+static void *bs_reader(void *a)
+{
+	struct bs_arg *t = a;
+	uint8_t *buf = malloc(LS_RBUF);
+
+	CHECK(buf, "malloc");
+	for (;;) {
+		ssize_t r = read(t->fd, buf, LS_RBUF);
+		if (r < 0 && errno == EINTR)
+			continue;
+		CHECK(r >= 0, "reader: read after %llu of %u bytes back (timeout: %d ms)",
+		      (unsigned long long)t->got, BS_LEN, LS_WAIT_MS);
+		if (r == 0)
+			break;
+		t_verify(buf, (size_t)r, t->seed, t->got);
+		t->got += (uint64_t)r;
+	}
+	CHECK(t->got == BS_LEN, "reader: %llu bytes back, want %u",
+	      (unsigned long long)t->got, BS_LEN);
+	free(buf);
+	return NULL;
+}
+
+static void bs_server(int lfd)
+{
+	uint64_t seed = ls_seed(ls_port_of(lfd)), pos = 0;
+	uint8_t *buf = malloc(LS_RBUF);
+	int fd;
+
+	ls_bound();
+	fd = accept(lfd, NULL, NULL);
+	CHECK(fd >= 0 && buf, "accept");
+	set_tv_ms(fd, SO_RCVTIMEO, LS_WAIT_MS);
+	set_tv_ms(fd, SO_SNDTIMEO, LS_WAIT_MS);
+	for (;;) {
+		ssize_t r = read(fd, buf, LS_RBUF);
+		if (r < 0 && errno == EINTR)
+			continue;
+		CHECK(r >= 0, "read after %llu bytes (timeout: %d ms)",
+		      (unsigned long long)pos, LS_WAIT_MS);
+		if (r == 0)
+			break;
+		t_verify(buf, (size_t)r, seed, pos);
+		pos += (uint64_t)r;
+		t_write_all(fd, buf, (size_t)r);
+	}
+	CHECK(pos == BS_LEN, "server: %llu bytes, want %u", (unsigned long long)pos, BS_LEN);
+	CHECK(shutdown(fd, SHUT_WR) == 0, "shutdown(SHUT_WR)");
+	t_expect(fd);
+	close(fd);
+	free(buf);
+}
+
+static void bs_client(int port)
+{
+	struct bs_arg a = { .seed = ls_seed(port) };
+	uint8_t *buf = malloc(BS_LEN);
+	pthread_t r;
+	ssize_t w;
+
+	ls_bound();
+	CHECK(buf, "malloc");
+	t_fill(buf, BS_LEN, a.seed, 0);
+	a.fd = t_connect(port);
+	set_tv_ms(a.fd, SO_RCVTIMEO, LS_WAIT_MS);
+	set_tv_ms(a.fd, SO_SNDTIMEO, LS_WAIT_MS);
+	CHECK(pthread_create(&r, NULL, bs_reader, &a) == 0, "reader thread");
+	do
+		w = write(a.fd, buf, BS_LEN);
+	while (w < 0 && errno == EINTR);
+	CHECK(w == (ssize_t)BS_LEN, "one write of %u bytes: %zd (errno %d; timeout %d ms)",
+	      BS_LEN, w, w < 0 ? errno : 0, LS_WAIT_MS);
+	CHECK(shutdown(a.fd, SHUT_WR) == 0, "shutdown(SHUT_WR)");
+	pthread_join(r, NULL);
+	t_expect(a.fd);
+	close(a.fd);
+	free(buf);
+}
+
+/*
  * short-conns: many sequential connections of one 100-byte record each
  * way (header, seq, sum and payload compared whole).  They make two data
  * calls a side, fewer than a late-switching server waits for: with
@@ -3483,6 +3579,14 @@ struct tcase {
 	solo_fn solo;
 	const char *listen_addr;
 };
+
+/* Cases for the late switch only, when both ends are fast (FLP_LAZY): the
+ * switch in accept() shuts TCP down under a send in flight, which then
+ * returns short (README, Limits). */
+static bool lazy_only(const char *name)
+{
+	return !strcmp(name, "late-switch-bigsend");
+}
 
 /* -------------------------------------------------- sealed segment */
 
@@ -3605,6 +3709,7 @@ static const struct tcase cases[] = {
 	{ "late-switch-threads", lt_server, lt_client, NULL, "127.0.0.1" },
 	{ "late-switch-poll-threads", lt_server, lt_client_poll, NULL, "127.0.0.1" },
 	{ "late-switch-threads-big", lt_server_big, lt_client_big, NULL, "127.0.0.1" },
+	{ "late-switch-bigsend", bs_server, bs_client, NULL, "127.0.0.1" },
 	{ "short-conns", sc_server, sc_client, NULL, "127.0.0.1" },
 };
 
@@ -3717,6 +3822,11 @@ int main(int argc, char **argv)
 		setup = "both";
 	pre_server = !strcmp(setup, "both") || !strcmp(setup, "plain-client");
 	pre_client = !strcmp(setup, "both") || !strcmp(setup, "plain-server");
+	if (lazy_only(tc->name) && pre_server && pre_client && !getenv("FLP_LAZY") &&
+	    !(getenv("FASTLOOP_TRANSPORT") && !strcmp(getenv("FASTLOOP_TRANSPORT"), "off"))) {
+		printf("skip: %s is for the late switch (FASTLOOP_SWITCH_AFTER=N)\n", tc->name);
+		return 77;
+	}
 	setpgid(0, 0);
 	signal(SIGALRM, on_timeout);
 	alarm(getenv("FLP_TIMEOUT") ? (unsigned)atoi(getenv("FLP_TIMEOUT")) : 120);

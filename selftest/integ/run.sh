@@ -32,7 +32,7 @@ if [ ${#cases[@]} -eq 0 ]; then
 fi
 # cases written for a switch in mid-conversation, and those whose
 # connections make enough calls to switch late
-LAZY_CASES="late-switch late-switch-epoll late-switch-et late-switch-poll late-switch-threads late-switch-poll-threads short-conns"
+LAZY_CASES="late-switch late-switch-epoll late-switch-et late-switch-poll late-switch-threads late-switch-poll-threads late-switch-bigsend short-conns"
 ONE_CPU_CASES="echo bothwrite poll epoll-et nbconnect server-first prefork many threads write-close unsent epoll-et-edge epoll-preconnect kill9 shared-writers"
 pass=0 fail=0 skip=0
 work=$(mktemp -d /tmp/flp-integ.XXXXXX)
