@@ -866,13 +866,6 @@ static void reset_conn(struct flp_sock *s, int err)
 	to_tcp(s, "error-switch");
 }
 
-/*
- * Client: the server adopted our claim and connected u (its pid: adopter).
- * End our TCP phase with FIN — the server reads what we sent over TCP up
- * to it, then the UDS — and put u at the app's fds.  Nothing is re-sent:
- * every byte goes exactly once, over TCP before the FIN or over the UDS
- * after it.  Caller holds flp_mu.
- */
 /* A duplicate of fd for the library: high, close-on-exec; -1 (errno) if
  * none could be made. */
 static int dup_high(int fd)
@@ -882,6 +875,13 @@ static int dup_high(int fd)
 	return n >= 0 ? n : flp_real.fcntl(fd, F_DUPFD_CLOEXEC, 3);
 }
 
+/*
+ * Client: the server adopted our claim and connected u (its pid: adopter).
+ * End our TCP phase with FIN — the server reads what we sent over TCP up
+ * to it, then the UDS — and put u at the app's fds.  Nothing is re-sent:
+ * every byte goes exactly once, over TCP before the FIN or over the UDS
+ * after it.  Caller holds flp_mu.
+ */
 static void client_switch(struct flp_sock *s, int u, pid_t adopter)
 {
 	int32_t claimed = s->map->slots[s->slot].server_pid;

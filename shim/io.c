@@ -95,9 +95,9 @@ static int settle_kind(int fd)
 	return s ? s->kind : SK_NONE;
 }
 
-/* sendmsg/recvmsg on TCP (or the UDS), as send/recv when the message is one plain
- * buffer: the kernel's sendto/recvfrom skip copying in a msghdr and an
- * iovec (a write() or read() of the app's became a message here; a short
+/* sendmsg/recvmsg on TCP (or the UDS), as send/recv when the message is
+ * one plain buffer: the kernel's sendto/recvfrom skip copying in a msghdr
+ * and an iovec (an app's write() or read() became a message here; a short
  * connection makes a few of them, each a little dearer). */
 static ssize_t tcp_sendmsg(int fd, const struct msghdr *m, int flags)
 {
