@@ -536,6 +536,14 @@ static inline bool flp_slow(struct flp_sock *s)
 	       k == SK_TRIAL;
 }
 
+/* Is s (of kind k) plain TCP for now, with its data calls straight to the
+ * kernel: a server on trial, or a client whose server adopts late?
+ * Either may switch at a later call. */
+static inline bool sock_tcp_for_now(struct flp_sock *s, int k)
+{
+	return k == SK_TRIAL || (k == SK_PENDING && s->lazy);
+}
+
 /* Is the app's fd a UDS that stands for a TCP socket (names emulated)? */
 static inline bool flp_is_uds(struct flp_sock *s)
 {

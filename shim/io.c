@@ -37,15 +37,7 @@ static bool fd_nonblock(int fd)
 	return fl >= 0 && (fl & O_NONBLOCK);
 }
 
-/* Is s plain TCP for now, with its data calls straight to the kernel:
- * a server on trial, or a client whose server adopts late?  Either may
- * switch at a later call. */
-static bool on_tcp_for_now(struct flp_sock *s, int kind)
-{
-	return kind == SK_TRIAL || (kind == SK_PENDING && s->lazy);
-}
-
-/* A data call on a socket on_tcp_for_now goes into the kernel: no switch
+/* A data call on a socket sock_tcp_for_now goes into the kernel: no switch
  * may happen meanwhile (conn.c waits for inflight to be 0), or a blocked
  * read would end in the peer's switch FIN, a blocked write in EPIPE.
  * Returns the entry's life, for call_end.  Caller holds flp_mu. */
@@ -139,7 +131,7 @@ ssize_t io_sendmsg(int fd, struct flp_sock *s, const struct msghdr *m, int flags
 		conn_settle(fd, s, true);
 		kind = (s = fdt_get(fd)) ? s->kind : SK_NONE;
 	}
-	if ((tcp_now = s && on_tcp_for_now(s, kind)))
+	if ((tcp_now = s && sock_tcp_for_now(s, kind)))
 		life = call_begin(s, true);
 	pthread_mutex_unlock(&flp_mu);
 	if ((kind == SK_FAST || kind == SK_DRAIN) && flp_shm(s))
@@ -340,7 +332,7 @@ ssize_t io_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 			}
 			continue;
 		}
-		if ((s = fdt_get(fd)) && on_tcp_for_now(s, kind)) {
+		if ((s = fdt_get(fd)) && sock_tcp_for_now(s, kind)) {
 			/* TCP for now: the kernel's call, as the app made it */
 			uint64_t life = call_begin(s, false);
 			bool more;

@@ -88,14 +88,11 @@ static bool settle_fd(int fd, bool decide)
 	return flp_slow(fdt_get(fd));
 }
 
-/* Is s plain TCP for now, and may it switch at another thread's call: a
- * TRIAL server, a lazy PENDING client?  (Without the lock: a hint, looked
- * at again under it.) */
+/* sock_tcp_for_now of s now, NULL too (without the lock: a hint, looked
+ * at again under it). */
 static bool tcp_for_now(struct flp_sock *s)
 {
-	int k = s ? sock_kind(s) : SK_NONE;
-
-	return k == SK_TRIAL || (k == SK_PENDING && s->lazy);
+	return s && sock_tcp_for_now(s, sock_kind(s));
 }
 
 bool wait_needs_settle(int fd)
