@@ -866,6 +866,7 @@ ssize_t shm_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 	size_t niov = m->msg_iovlen, total, done = 0;
 	bool peek = flags & MSG_PEEK, trunc = flags & MSG_TRUNC;
 	unsigned seq = sig_count();
+	uint64_t deadline = 0;
 	int nb = -1;
 	ssize_t ret;
 
@@ -968,8 +969,16 @@ ssize_t shm_recvmsg(int fd, struct flp_sock *s, struct msghdr *m, int flags)
 		if (bells_kept(c)) {
 			/* the fd is readable for a writer's sake (its room):
 			 * sleep_rx would not sleep.  Nap 1 ms, woken by the
-			 * peer's close (HUP is always reported) or a signal */
+			 * peer's close (HUP is always reported) or a signal,
+			 * within SO_RCVTIMEO as the kernel's wait would be */
 			struct pollfd hup = { .fd = fd, .events = 0 };
+			uint64_t now = flp_now_us();
+			if (!deadline && (r = timeo_ms(fd, SO_RCVTIMEO)) >= 0)
+				deadline = now + (uint64_t)r * 1000 + 1;
+			if (deadline && now >= deadline) {
+				ret = done ? (ssize_t)done : -EAGAIN;
+				break;
+			}
 			if (flp_real.poll(&hup, 1, 1) > 0 && (hup.revents & (POLLHUP | POLLERR)))
 				atomic_store(&c->peer_gone, true);
 			continue;
