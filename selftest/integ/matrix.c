@@ -2884,6 +2884,25 @@ static uint64_t ls_seed(int port)
 	return e && *e ? strtoull(e, NULL, 0) : (uint64_t)port;
 }
 
+/* Both of fd's waits bounded to LS_WAIT_MS, as a blocking role's are. */
+static void ls_timeouts(int fd)
+{
+	set_tv_ms(fd, SO_RCVTIMEO, LS_WAIT_MS);
+	set_tv_ms(fd, SO_SNDTIMEO, LS_WAIT_MS);
+}
+
+/* A blocking server role's connection: bounded in time, its waits too. */
+static int ls_accept(int lfd)
+{
+	int fd;
+
+	ls_bound();
+	fd = accept(lfd, NULL, NULL);
+	CHECK(fd >= 0, "accept");
+	ls_timeouts(fd);
+	return fd;
+}
+
 static int ls_port_of(int lfd)
 {
 	struct sockaddr_storage ss;
@@ -3126,8 +3145,7 @@ static void ls_side_init(struct ls_side *s, int fd, enum ls_mode m, bool server,
 	ls_out_init(&s->out, server ? &s2c : &c2s);
 	ls_in_init(&s->in, server ? &c2s : &s2c, server ? "client's records" : "server's records");
 	if (m == LS_BLOCK) {
-		set_tv_ms(fd, SO_RCVTIMEO, LS_WAIT_MS);
-		set_tv_ms(fd, SO_SNDTIMEO, LS_WAIT_MS);
+		ls_timeouts(fd);
 	} else if (m == LS_EPOLL_LT || m == LS_EPOLL_ET) {
 		struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.u64 = ls_tag };
 		if (m == LS_EPOLL_ET)
@@ -3321,11 +3339,8 @@ static void lt_server(int lfd)
 	struct ls_in in;
 	int fd;
 
-	ls_bound();
-	fd = accept(lfd, NULL, NULL);
-	CHECK(fd >= 0 && buf, "accept");
-	set_tv_ms(fd, SO_RCVTIMEO, LS_WAIT_MS);
-	set_tv_ms(fd, SO_SNDTIMEO, LS_WAIT_MS);
+	CHECK(buf, "malloc");
+	fd = ls_accept(lfd);
 	ls_in_init(&in, &d, "client's records");
 	for (;;) {
 		ssize_t r = read(fd, buf, ls_chunk(&rng));
@@ -3358,8 +3373,7 @@ static void lt_client_with(int port, bool poll)
 	a.back = 0;
 	pthread_mutex_init(&a.mu, NULL);
 	pthread_cond_init(&a.cv, NULL);
-	set_tv_ms(a.fd, SO_RCVTIMEO, LS_WAIT_MS);
-	set_tv_ms(a.fd, SO_SNDTIMEO, LS_WAIT_MS);
+	ls_timeouts(a.fd);
 	CHECK(pthread_create(&r, NULL, lt_reader, &a) == 0, "reader thread");
 	CHECK(pthread_create(&w, NULL, lt_writer, &a) == 0, "writer thread");
 	pthread_join(w, NULL);
@@ -3419,11 +3433,8 @@ static void bs_server(int lfd)
 	uint8_t *buf = malloc(LS_RBUF);
 	int fd;
 
-	ls_bound();
-	fd = accept(lfd, NULL, NULL);
-	CHECK(fd >= 0 && buf, "accept");
-	set_tv_ms(fd, SO_RCVTIMEO, LS_WAIT_MS);
-	set_tv_ms(fd, SO_SNDTIMEO, LS_WAIT_MS);
+	CHECK(buf, "malloc");
+	fd = ls_accept(lfd);
 	for (;;) {
 		ssize_t r = read(fd, buf, LS_RBUF);
 		if (r < 0 && errno == EINTR)
@@ -3454,8 +3465,7 @@ static void bs_client(int port)
 	CHECK(buf, "malloc");
 	t_fill(buf, BS_LEN, a.seed, 0);
 	a.fd = t_connect(port);
-	set_tv_ms(a.fd, SO_RCVTIMEO, LS_WAIT_MS);
-	set_tv_ms(a.fd, SO_SNDTIMEO, LS_WAIT_MS);
+	ls_timeouts(a.fd);
 	CHECK(pthread_create(&r, NULL, bs_reader, &a) == 0, "reader thread");
 	do
 		w = write(a.fd, buf, BS_LEN);
