@@ -401,6 +401,17 @@ static struct reg_map *open_file(const char *name)
 	return m;
 }
 
+/* The cache's entry at *pp has no owner any more: out of the cache, its
+ * file swept, the cache's reference dropped. */
+static void cache_drop(struct reg_map **pp)
+{
+	struct reg_map *m = *pp;
+
+	*pp = m->next;
+	sweep(m->name, m->ino);
+	reg_put(m);
+}
+
 static struct reg_map *cache_find(const struct reg_addr *dst)
 {
 	struct reg_map **pp = &cache, *m;
@@ -414,9 +425,7 @@ static struct reg_map *cache_find(const struct reg_addr *dst)
 			reg_get(m);
 			return m;
 		}
-		*pp = m->next;
-		sweep(m->name, m->ino);
-		reg_put(m);
+		cache_drop(pp);
 	}
 	return NULL;
 }
@@ -450,9 +459,7 @@ void reg_forget(struct reg_map *m)
 {
 	for (struct reg_map **pp = &cache; *pp; pp = &(*pp)->next)
 		if (*pp == m) {
-			*pp = m->next;
-			sweep(m->name, m->ino);
-			reg_put(m);
+			cache_drop(pp);
 			break;
 		}
 	reg_put(m);
